@@ -1,0 +1,216 @@
+//! Convolution on NCHW slices: per image, im2col into a workspace laid out
+//! `(C*FH*FW) x (OH*OW)`, then one GEMM `W (FN x C*FH*FW) * col -> out (FN x OH*OW)`
+//! written straight into NCHW, then a bias epilogue while the output is in cache.
+//!
+//! 1x1 / stride-1 / pad-0 convolutions skip im2col: the image already is its column matrix.
+//! Images are processed in chunks (see [`crate::kernels::par`]) with one workspace each.
+
+use crate::error::{Error, Result, check_len};
+use crate::float::Float;
+use crate::kernels::activation::{Epilogue, apply_bias_epilogue};
+use crate::kernels::gemm::{MatMut, MatRef, gemm};
+use crate::kernels::geometry::ConvGeometry;
+use crate::kernels::im2col::{col2im_image, im2col_image};
+use crate::kernels::par::{chunking, for_each_chunk1, for_each_chunk2};
+
+/// True when the convolution needs no im2col (1x1 window, stride 1, no padding).
+fn is_pointwise(g: &ConvGeometry) -> bool {
+    let w = &g.window;
+    w.kh == 1 && w.kw == 1 && w.stride == 1 && w.pad == 0
+}
+
+fn check_scratch(what: &'static str, need: usize, got: usize) -> Result<()> {
+    if got < need {
+        return Err(Error::Length {
+            what,
+            expected: need,
+            got,
+        });
+    }
+    Ok(())
+}
+
+/// Scratch elements [`conv2d_forward`] needs for geometry `g`.
+pub fn conv2d_forward_scratch_len(g: &ConvGeometry) -> usize {
+    if is_pointwise(g) {
+        0
+    } else {
+        chunking(g.window.batch).0 * g.window.col_len()
+    }
+}
+
+/// Convolution forward: `out[n] = W * im2col(x[n]) + b`, then `epilogue`.
+///
+/// Shapes: `x` `(N, C, H, W)`, `w` `(FN, C, FH, FW)`, `b` `(FN,)`, `out` `(N, FN, OH, OW)`
+/// (overwritten), `scratch` at least [`conv2d_forward_scratch_len`] elements (contents
+/// ignored and clobbered).
+///
+/// # Errors
+/// [`Error::Length`] when a slice's length disagrees with `g`.
+///
+/// # Example
+/// ```
+/// use scratchnet::kernels::{conv2d_forward, ConvGeometry, Epilogue};
+/// // A 3x3 all-ones filter over a 1x1x3x3 image of ones, pad 1: the centre sees 9 ones.
+/// let g = ConvGeometry::new([1, 1, 3, 3], 1, [3, 3], 1, 1).unwrap();
+/// let mut out = [0.0f32; 9];
+/// let mut scratch = vec![0.0f32; scratchnet::kernels::conv2d_forward_scratch_len(&g)];
+/// conv2d_forward(&g, &[1.0; 9], &[1.0; 9], &[0.5], &mut out, &mut scratch, Epilogue::None).unwrap();
+/// assert_eq!(out[4], 9.5);
+/// assert_eq!(out[0], 4.5);
+/// ```
+pub fn conv2d_forward<T: Float>(
+    g: &ConvGeometry,
+    x: &[T],
+    w: &[T],
+    b: &[T],
+    out: &mut [T],
+    scratch: &mut [T],
+    epilogue: Epilogue,
+) -> Result<()> {
+    let win = &g.window;
+    check_len("conv input x", win.input_len(), x.len())?;
+    check_len("conv weights W (FN*C*FH*FW)", g.weight_len(), w.len())?;
+    check_len("conv bias b (FN)", g.filters, b.len())?;
+    check_len("conv output", g.output_len(), out.len())?;
+    let need = conv2d_forward_scratch_len(g);
+    check_scratch("conv forward scratch", need, scratch.len())?;
+    let (_, per) = chunking(win.batch);
+    let (k, p, img, oimg) = (win.col_rows(), win.out_pixels(), win.image_len(), g.out_image_len());
+    let wmat = MatRef::row_major(w, g.filters, k);
+    let run = |ci: usize, col: &mut [T], out_chunk: &mut [T]| {
+        for (j, out_n) in out_chunk.chunks_exact_mut(oimg).enumerate() {
+            let n = ci * per + j;
+            let x_n = &x[n * img..(n + 1) * img];
+            let colm = if is_pointwise(g) {
+                MatRef::row_major(x_n, k, p)
+            } else {
+                im2col_image(win, x_n, col).expect("lengths checked by conv2d_forward");
+                MatRef::row_major(&*col, k, p)
+            };
+            gemm(T::ONE, wmat, colm, T::ZERO, MatMut::row_major(out_n, g.filters, p)).expect("shapes checked");
+            apply_bias_epilogue(out_n, b, p, epilogue);
+        }
+    };
+    if need == 0 {
+        for_each_chunk1(out, per * oimg, |ci, o| run(ci, &mut [], o));
+    } else {
+        let col_len = win.col_len();
+        for_each_chunk2(&mut scratch[..need], col_len, out, per * oimg, |ci, col, o| {
+            run(ci, col, o)
+        });
+    }
+    Ok(())
+}
+
+/// Scratch elements [`conv2d_backward`] needs for geometry `g`.
+pub fn conv2d_backward_scratch_len(g: &ConvGeometry) -> usize {
+    let win = &g.window;
+    let cols = if is_pointwise(g) { 0 } else { 2 * win.col_len() };
+    chunking(win.batch).0 * (cols + g.weight_len() + g.filters)
+}
+
+/// Convolution backward.
+///
+/// Given `dout` `(N, FN, OH, OW)`, computes `dw = sum_n dout[n] * im2col(x[n])^T`
+/// `(FN, C, FH, FW)`, `db = sum_n sum_pixels dout[n]` `(FN,)` and, when `dx` is given,
+/// `dx[n] = col2im(W^T * dout[n])` `(N, C, H, W)`. All outputs are overwritten. Sums over
+/// the batch are reduced chunk by chunk in a fixed order, so results do not depend on the
+/// number of threads.
+///
+/// # Errors
+/// [`Error::Length`] when a slice's length disagrees with `g`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward<T: Float>(
+    g: &ConvGeometry,
+    x: &[T],
+    w: &[T],
+    dout: &[T],
+    dx: Option<&mut [T]>,
+    dw: &mut [T],
+    db: &mut [T],
+    scratch: &mut [T],
+) -> Result<()> {
+    let win = &g.window;
+    check_len("conv input x", win.input_len(), x.len())?;
+    check_len("conv weights W (FN*C*FH*FW)", g.weight_len(), w.len())?;
+    check_len("conv output gradient dout", g.output_len(), dout.len())?;
+    check_len("conv weight gradient dW", g.weight_len(), dw.len())?;
+    check_len("conv bias gradient db", g.filters, db.len())?;
+    if let Some(dx) = dx.as_deref() {
+        check_len("conv input gradient dx", win.input_len(), dx.len())?;
+    }
+    let need = conv2d_backward_scratch_len(g);
+    check_scratch("conv backward scratch", need, scratch.len())?;
+    let (chunks, per) = chunking(win.batch);
+    let pointwise = is_pointwise(g);
+    let (k, p, img, oimg, fnum) = (
+        win.col_rows(),
+        win.out_pixels(),
+        win.image_len(),
+        g.out_image_len(),
+        g.filters,
+    );
+    let cols = if pointwise { 0 } else { win.col_len() };
+    let per_chunk = 2 * cols + g.weight_len() + fnum;
+    let scratch = &mut scratch[..need];
+    let wmat = MatRef::row_major(w, fnum, k);
+    let want_dx = dx.is_some();
+
+    // One chunk: accumulate its partial dW, db; write dx for its images.
+    let run = |ci: usize, ws: &mut [T], dx_chunk: &mut [T]| {
+        let (col, rest) = ws.split_at_mut(cols);
+        let (dcol, rest) = rest.split_at_mut(cols);
+        let (dw_part, db_part) = rest.split_at_mut(fnum * k);
+        dw_part.fill(T::ZERO);
+        db_part.fill(T::ZERO);
+        let images = if want_dx {
+            dx_chunk.len() / img
+        } else {
+            per.min(win.batch - ci * per)
+        };
+        for j in 0..images {
+            let n = ci * per + j;
+            let x_n = &x[n * img..(n + 1) * img];
+            let d_n = &dout[n * oimg..(n + 1) * oimg];
+            let colm = if pointwise {
+                MatRef::row_major(x_n, k, p)
+            } else {
+                im2col_image(win, x_n, col).expect("lengths checked by conv2d_backward");
+                MatRef::row_major(&*col, k, p)
+            };
+            let dmat = MatRef::row_major(d_n, fnum, p);
+            // dW_part (FN x K) += dout_n (FN x P) * col^T (P x K)
+            gemm(T::ONE, dmat, colm.t(), T::ONE, MatMut::row_major(dw_part, fnum, k)).expect("shapes checked");
+            for (acc, row) in db_part.iter_mut().zip(d_n.chunks_exact(p)) {
+                *acc += row.iter().copied().sum::<T>();
+            }
+            if want_dx {
+                let dx_n = &mut dx_chunk[j * img..(j + 1) * img];
+                if pointwise {
+                    gemm(T::ONE, wmat.t(), dmat, T::ZERO, MatMut::row_major(dx_n, k, p)).expect("shapes checked");
+                } else {
+                    gemm(T::ONE, wmat.t(), dmat, T::ZERO, MatMut::row_major(dcol, k, p)).expect("shapes checked");
+                    col2im_image(win, dcol, dx_n).expect("lengths checked by conv2d_backward");
+                }
+            }
+        }
+    };
+    match dx {
+        Some(dx) => for_each_chunk2(scratch, per_chunk, dx, per * img, |ci, ws, d| run(ci, ws, d)),
+        None => for_each_chunk1(scratch, per_chunk, |ci, ws| run(ci, ws, &mut [])),
+    }
+    // Reduce the partial sums in chunk order.
+    dw.fill(T::ZERO);
+    db.fill(T::ZERO);
+    for ws in scratch.chunks_exact(per_chunk).take(chunks) {
+        let (dw_part, db_part) = ws[2 * cols..].split_at(fnum * k);
+        for (a, v) in dw.iter_mut().zip(dw_part) {
+            *a += *v;
+        }
+        for (a, v) in db.iter_mut().zip(db_part) {
+            *a += *v;
+        }
+    }
+    Ok(())
+}
