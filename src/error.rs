@@ -44,6 +44,14 @@ pub enum Error {
     /// A call made in the wrong order (e.g. backward before forward).
     #[error("invalid state: {0}")]
     State(String),
+    /// A file that cannot be read or whose contents are malformed.
+    #[error("{path}: {message}")]
+    Data {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A parameter name that the optimizer or model does not know.
     #[error("unknown parameter {0:?}")]
     UnknownParameter(String),

@@ -25,17 +25,24 @@
 //! // Backward: the gradient of sum(out) with respect to x; dW and db stay on the layer.
 //! let dout = vec![1.0f32; out.len()];
 //! let mut dx = vec![0.0f32; x.len()];
-//! conv.backward(&x, &out, &dout, &mut dx).unwrap();
+//! conv.backward(&x, &out, &dout, Some(&mut dx)).unwrap();
 //! assert_eq!(conv.grads()[1].1.len(), 4); // db
 //! ```
 
 #![warn(missing_docs)]
 
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
+pub mod data;
 pub mod error;
 pub mod float;
 pub mod gradcheck;
 pub mod kernels;
 pub mod layers;
+pub mod models;
 pub mod optim;
 
 pub use error::{Error, Result};

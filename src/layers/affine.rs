@@ -101,8 +101,8 @@ impl<T: Float> Layer<T> for Affine<T> {
         vec![("W", &self.dw), ("b", &self.db)]
     }
 
-    fn visit_params(&mut self, f: &mut dyn FnMut(&'static str, &mut [T], &[T]) -> Result<()>) -> Result<()> {
-        f("W", &mut self.w, &self.dw)?;
-        f("b", &mut self.b, &self.db)
+    fn visit_params(&mut self, f: &mut dyn FnMut(&'static str, &mut [T], &mut [T]) -> Result<()>) -> Result<()> {
+        f("W", &mut self.w, &mut self.dw)?;
+        f("b", &mut self.b, &mut self.db)
     }
 }

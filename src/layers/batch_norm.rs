@@ -186,11 +186,11 @@ impl<T: Float> Layer<T> for BatchNormalization<T> {
         vec![("gamma", &self.dgamma), ("beta", &self.dbeta)]
     }
 
-    fn visit_params(&mut self, f: &mut dyn FnMut(&'static str, &mut [T], &[T]) -> Result<()>) -> Result<()> {
+    fn visit_params(&mut self, f: &mut dyn FnMut(&'static str, &mut [T], &mut [T]) -> Result<()>) -> Result<()> {
         if self.frozen {
             return Ok(());
         }
-        f("gamma", &mut self.gamma, &self.dgamma)?;
-        f("beta", &mut self.beta, &self.dbeta)
+        f("gamma", &mut self.gamma, &mut self.dgamma)?;
+        f("beta", &mut self.beta, &mut self.dbeta)
     }
 }

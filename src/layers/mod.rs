@@ -155,12 +155,13 @@ pub trait Layer<T: Float>: Send {
         Vec::new()
     }
 
-    /// Calls `f(name, value, grad)` for every trainable parameter, in the order of
+    /// Calls `f(name, value, grad)` for every trainable parameter (the gradient is mutable
+    /// so that a model can add weight decay to it), in the order of
     /// [`Layer::params`]; stops at the first error.
     ///
     /// # Errors
     /// Whatever `f` returns.
-    fn visit_params(&mut self, f: &mut dyn FnMut(&'static str, &mut [T], &[T]) -> Result<()>) -> Result<()> {
+    fn visit_params(&mut self, f: &mut dyn FnMut(&'static str, &mut [T], &mut [T]) -> Result<()>) -> Result<()> {
         let _ = f;
         Ok(())
     }

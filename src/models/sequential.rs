@@ -1,0 +1,366 @@
+//! `Sequential`: a list of layers and a loss, with the activation and gradient buffers
+//! they need, reused from one batch to the next.
+
+use crate::error::{Error, Result, check_len};
+use crate::float::Float;
+use crate::kernels::Labels;
+use crate::layers::{Layer, Loss, Mode, Shape};
+use crate::optim::Optimizer;
+
+/// A stack of layers ending in a loss, with reference-style parameter names.
+///
+/// Parameters are named by their layer-local name and a counter per name, in layer order:
+/// the first `W` is `W1`, the second `W2`, and likewise `b1, b2, ...`, `gamma1, beta1, ...`.
+/// Weight decay `0.5*lambda*sum(W^2)` covers every weight matrix (`W*`) in both the loss
+/// and the gradient.
+///
+/// # Example
+/// ```
+/// use scratchnet::kernels::Labels;
+/// use scratchnet::layers::{Affine, ReLU, Shape, SoftmaxWithLoss};
+/// use scratchnet::models::Sequential;
+/// use scratchnet::optim::Sgd;
+///
+/// let mut net = Sequential::<f64>::new(Box::new(SoftmaxWithLoss::new()))
+///     .push(Box::new(Affine::he_normal(4, 8, 1).unwrap()))
+///     .push(Box::new(ReLU::new()))
+///     .push(Box::new(Affine::he_normal(8, 3, 2).unwrap()));
+/// let x = [0.5, -1.0, 2.0, 0.1, 1.0, 0.3, -0.2, 0.7];
+/// let shape = Shape::new(&[2, 4]).unwrap();
+/// let labels = [2usize, 0];
+/// let mut opt = Sgd::new(0.1).unwrap();
+/// let first = net.gradient(&x, shape, Labels::Index(&labels)).unwrap();
+/// net.update(&mut opt).unwrap();
+/// let second = net.gradient(&x, shape, Labels::Index(&labels)).unwrap();
+/// assert!(second < first);
+/// ```
+pub struct Sequential<T: Float> {
+    layers: Vec<Box<dyn Layer<T>>>,
+    loss: Box<dyn Loss<T>>,
+    weight_decay: T,
+    /// Global parameter names, flat, in visit order.
+    names: Vec<String>,
+    /// `acts[i]` is the output of layer `i`.
+    acts: Vec<Vec<T>>,
+    /// `grads[i]` is the gradient with respect to `acts[i]`; `dx[i]` w.r.t. layer i's input.
+    grads: Vec<Vec<T>>,
+    shapes: Vec<Shape>,
+    input_shape: Option<Shape>,
+    last_loss: Option<T>,
+}
+
+impl<T: Float> Sequential<T> {
+    /// An empty network ending in `loss`.
+    pub fn new(loss: Box<dyn Loss<T>>) -> Self {
+        Self {
+            layers: Vec::new(),
+            loss,
+            weight_decay: T::ZERO,
+            names: Vec::new(),
+            acts: Vec::new(),
+            grads: Vec::new(),
+            shapes: Vec::new(),
+            input_shape: None,
+            last_loss: None,
+        }
+    }
+
+    /// Appends a layer.
+    pub fn push(mut self, layer: Box<dyn Layer<T>>) -> Self {
+        self.layers.push(layer);
+        self.rename();
+        self
+    }
+
+    /// Sets the L2 weight decay `lambda` on every `W*` parameter.
+    ///
+    /// # Errors
+    /// [`Error::HyperParameter`] unless `lambda` is finite and `>= 0`.
+    pub fn with_weight_decay(mut self, lambda: f64) -> Result<Self> {
+        if !(lambda.is_finite() && lambda >= 0.0) {
+            return Err(Error::HyperParameter {
+                name: "weight_decay_lambda",
+                value: lambda,
+                why: "must be finite and >= 0",
+            });
+        }
+        self.weight_decay = T::from_f64(lambda);
+        Ok(self)
+    }
+
+    fn rename(&mut self) {
+        let mut counters: Vec<(&'static str, usize)> = Vec::new();
+        let mut names = Vec::new();
+        for layer in &self.layers {
+            for (local, _) in layer.params() {
+                let k = match counters.iter_mut().find(|(n, _)| *n == local) {
+                    Some((_, c)) => {
+                        *c += 1;
+                        *c
+                    }
+                    None => {
+                        counters.push((local, 1));
+                        1
+                    }
+                };
+                names.push(format!("{local}{k}"));
+            }
+        }
+        self.names = names;
+    }
+
+    /// The layers, in order.
+    pub fn layers(&self) -> &[Box<dyn Layer<T>>] {
+        &self.layers
+    }
+
+    /// Mutable access to the layers (e.g. to fix a dropout mask).
+    pub fn layers_mut(&mut self) -> &mut [Box<dyn Layer<T>>] {
+        &mut self.layers
+    }
+
+    /// The loss layer.
+    pub fn loss_layer(&self) -> &dyn Loss<T> {
+        self.loss.as_ref()
+    }
+
+    /// The weight-decay coefficient.
+    pub fn weight_decay(&self) -> T {
+        self.weight_decay
+    }
+
+    /// Parameter names in order (`W1, b1, W2, ...`).
+    pub fn param_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Every parameter with its global name.
+    pub fn params(&self) -> Vec<(&str, &[T])> {
+        let values = self.layers.iter().flat_map(|l| l.params().into_iter().map(|(_, v)| v));
+        self.names.iter().map(String::as_str).zip(values).collect()
+    }
+
+    /// Every parameter gradient from the last [`Sequential::gradient`], weight decay
+    /// included, with its global name.
+    pub fn grads(&self) -> Vec<(&str, &[T])> {
+        let values = self.layers.iter().flat_map(|l| l.grads().into_iter().map(|(_, v)| v));
+        self.names.iter().map(String::as_str).zip(values).collect()
+    }
+
+    /// Calls `f(global_name, value, grad)` for every parameter.
+    ///
+    /// # Errors
+    /// Whatever `f` returns.
+    pub fn visit_params(&mut self, f: &mut dyn FnMut(&str, &mut [T], &mut [T]) -> Result<()>) -> Result<()> {
+        let mut i = 0;
+        let names = &self.names;
+        for layer in &mut self.layers {
+            layer.visit_params(&mut |_, v, g| {
+                let r = f(&names[i], v, g);
+                i += 1;
+                r
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Overwrites the parameter `name` with `values`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownParameter`] for an unknown name, [`Error::Length`] for a length
+    /// mismatch.
+    pub fn set_param(&mut self, name: &str, values: &[T]) -> Result<()> {
+        let mut found = false;
+        self.visit_params(&mut |n, v, _| {
+            if n == name {
+                found = true;
+                check_len("parameter values", v.len(), values.len())?;
+                v.copy_from_slice(values);
+            }
+            Ok(())
+        })?;
+        if found {
+            Ok(())
+        } else {
+            Err(Error::UnknownParameter(name.to_owned()))
+        }
+    }
+
+    /// Sizes the buffers for an input of shape `shape` (allocates only when it changes).
+    fn prepare(&mut self, shape: Shape) -> Result<()> {
+        if self.input_shape == Some(shape) {
+            return Ok(());
+        }
+        if self.layers.is_empty() {
+            return Err(Error::State("a Sequential needs at least one layer".into()));
+        }
+        let mut shapes = Vec::with_capacity(self.layers.len());
+        let mut s = shape;
+        for layer in &self.layers {
+            s = layer.output_shape(s).map_err(|e| match e {
+                Error::Shape(m) => Error::Shape(format!("{} (layer {}): {m}", layer.name(), shapes.len() + 1)),
+                other => other,
+            })?;
+            shapes.push(s);
+        }
+        self.acts = shapes.iter().map(|s| vec![T::ZERO; s.len()]).collect();
+        self.grads = shapes.iter().map(|s| vec![T::ZERO; s.len()]).collect();
+        self.shapes = shapes;
+        self.input_shape = Some(shape);
+        Ok(())
+    }
+
+    /// Forward through every layer; returns the scores (the last layer's output).
+    ///
+    /// # Errors
+    /// On a shape mismatch anywhere in the stack.
+    pub fn forward(&mut self, x: &[T], shape: Shape, mode: Mode) -> Result<&[T]> {
+        check_len("network input x", shape.len(), x.len())?;
+        self.prepare(shape)?;
+        self.last_loss = None;
+        for i in 0..self.layers.len() {
+            let (before, after) = self.acts.split_at_mut(i);
+            let input: &[T] = if i == 0 { x } else { &before[i - 1] };
+            let in_shape = if i == 0 { shape } else { self.shapes[i - 1] };
+            self.layers[i].forward(input, in_shape, &mut after[0], mode)?;
+        }
+        Ok(self.acts.last().map(Vec::as_slice).unwrap_or(&[]))
+    }
+
+    /// Scores in inference mode (dropout off, batch norm on running statistics).
+    ///
+    /// # Errors
+    /// As [`Sequential::forward`].
+    pub fn predict(&mut self, x: &[T], shape: Shape) -> Result<&[T]> {
+        self.forward(x, shape, Mode::Infer)
+    }
+
+    /// `0.5*lambda*sum(W^2)` over every weight matrix.
+    fn decay_loss(&self) -> T {
+        if self.weight_decay == T::ZERO {
+            return T::ZERO;
+        }
+        let half = T::from_f64(0.5) * self.weight_decay;
+        self.params()
+            .into_iter()
+            .filter(|(n, _)| n.starts_with('W'))
+            .map(|(_, w)| w.iter().map(|&v| v * v).sum::<T>())
+            .sum::<T>()
+            * half
+    }
+
+    /// Forward and loss (weight decay included).
+    ///
+    /// # Errors
+    /// On a shape or label mismatch.
+    pub fn loss(&mut self, x: &[T], shape: Shape, t: Labels<'_, T>, mode: Mode) -> Result<T> {
+        self.forward(x, shape, mode)?;
+        let out_shape = *self.shapes.last().expect("prepared");
+        let scores = self.acts.last().expect("prepared");
+        let l = self.loss.forward(scores, out_shape, t)? + self.decay_loss();
+        self.last_loss = Some(l);
+        Ok(l)
+    }
+
+    /// One training-mode forward, loss and backward: leaves every parameter gradient
+    /// (weight decay included) on the layers and returns the loss.
+    ///
+    /// # Errors
+    /// On a shape or label mismatch.
+    pub fn gradient(&mut self, x: &[T], shape: Shape, t: Labels<'_, T>) -> Result<T> {
+        let l = self.loss(x, shape, t, Mode::Train)?;
+        self.backward(x)?;
+        Ok(l)
+    }
+
+    /// Backward through the loss and every layer, for the last [`Sequential::loss`] on
+    /// input `x`.
+    fn backward(&mut self, x: &[T]) -> Result<()> {
+        let last = self.layers.len() - 1;
+        self.loss.backward(T::ONE, &mut self.grads[last])?;
+        for i in (0..=last).rev() {
+            let (gb, ga) = self.grads.split_at_mut(i);
+            let dout: &[T] = &ga[0];
+            let input: &[T] = if i == 0 { x } else { &self.acts[i - 1] };
+            let dx = if i == 0 { None } else { Some(&mut gb[i - 1][..]) };
+            self.layers[i].backward(input, &self.acts[i], dout, dx)?;
+        }
+        let lambda = self.weight_decay;
+        if lambda != T::ZERO {
+            self.visit_params(&mut |name, w, g| {
+                if name.starts_with('W') {
+                    for (g, &w) in g.iter_mut().zip(w.iter()) {
+                        *g += lambda * w;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Applies one optimizer step to every parameter with its gradient.
+    ///
+    /// # Errors
+    /// Whatever the optimizer returns.
+    pub fn update(&mut self, opt: &mut dyn Optimizer<T>) -> Result<()> {
+        opt.begin_step();
+        self.visit_params(&mut |name, w, g| opt.update_param(name, w, g))
+    }
+
+    /// Fraction of samples whose arg-max score is their label, evaluated in inference mode
+    /// in batches of `batch_size`. Every sample counts: the last batch may be partial.
+    ///
+    /// `x` holds `count` samples of `sample_shape` (without the batch dimension).
+    ///
+    /// # Errors
+    /// On a shape or label mismatch; [`Error::HyperParameter`] for `batch_size == 0`.
+    pub fn accuracy(&mut self, x: &[T], sample_shape: &[usize], labels: &[usize], batch_size: usize) -> Result<f64> {
+        if batch_size == 0 {
+            return Err(Error::HyperParameter {
+                name: "batch_size",
+                value: 0.0,
+                why: "must be at least 1",
+            });
+        }
+        let per: usize = sample_shape.iter().product();
+        let count = labels.len();
+        check_len("accuracy inputs (labels x sample size)", count * per, x.len())?;
+        if count == 0 {
+            return Err(Error::Labels("accuracy of an empty data set".into()));
+        }
+        let mut correct = 0usize;
+        let mut dims = [0usize; 4];
+        let rank = sample_shape.len() + 1;
+        if rank > 4 {
+            return Err(Error::Shape(format!(
+                "sample shape {sample_shape:?} has more than 3 dimensions"
+            )));
+        }
+        dims[1..rank].copy_from_slice(sample_shape);
+        for start in (0..count).step_by(batch_size) {
+            let n = batch_size.min(count - start);
+            dims[0] = n;
+            let shape = Shape::new(&dims[..rank])?;
+            let scores = self.predict(&x[start * per..(start + n) * per], shape)?;
+            let classes = scores.len() / n;
+            for (row, &label) in scores.chunks_exact(classes).zip(&labels[start..start + n]) {
+                if argmax(row) == label {
+                    correct += 1;
+                }
+            }
+        }
+        Ok(correct as f64 / count as f64)
+    }
+}
+
+/// Index of the first maximum of `row`.
+pub fn argmax<T: Float>(row: &[T]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
