@@ -52,6 +52,9 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// An instruction-set path that is unknown or that this CPU cannot run.
+    #[error("ISA: {0}")]
+    Isa(String),
     /// A parameter name that the optimizer or model does not know.
     #[error("unknown parameter {0:?}")]
     UnknownParameter(String),

@@ -5,10 +5,27 @@ use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for f32 {}
-    impl Sealed for f64 {}
+pub(crate) mod sealed {
+    /// Seals [`super::Float`] and carries the per-ISA vector types, which stay private to
+    /// the crate (running them on a CPU without the ISA would be undefined behaviour).
+    pub trait Sealed: Sized {
+        #[cfg(target_arch = "x86_64")]
+        type Avx2: crate::simd::Vector<E = Self>;
+        #[cfg(target_arch = "aarch64")]
+        type Neon: crate::simd::Vector<E = Self>;
+    }
+    impl Sealed for f32 {
+        #[cfg(target_arch = "x86_64")]
+        type Avx2 = crate::simd::Avx2F32;
+        #[cfg(target_arch = "aarch64")]
+        type Neon = crate::simd::NeonF32;
+    }
+    impl Sealed for f64 {
+        #[cfg(target_arch = "x86_64")]
+        type Avx2 = crate::simd::Avx2F64;
+        #[cfg(target_arch = "aarch64")]
+        type Neon = crate::simd::NeonF64;
+    }
 }
 
 /// A floating-point element type: implemented for `f32` and `f64` only.

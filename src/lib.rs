@@ -44,6 +44,7 @@ pub mod kernels;
 pub mod layers;
 pub mod models;
 pub mod optim;
+pub mod simd;
 
 pub use error::{Error, Result};
 pub use float::Float;

@@ -7,6 +7,7 @@
 
 use crate::error::{Result, check_len};
 use crate::float::Float;
+use crate::simd::{Isa, Job, Vector, active_isa, lanes, run, run_on};
 
 /// What a convolution applies to its output after adding the bias.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -18,27 +19,149 @@ pub enum Epilogue {
     Relu,
 }
 
-/// `relu(v)` under the crate's NaN policy: `0` for `v <= 0`, else `v` (NaN stays NaN).
+/// `relu` on a vector: lanes `<= 0` become 0, the rest (NaN included) pass.
 #[inline(always)]
-pub(crate) fn relu1<T: Float>(v: T) -> T {
-    if v <= T::ZERO { T::ZERO } else { v }
+fn relu_v<V: Vector>(v: V) -> V {
+    let zero = V::splat(<V::E as Float>::ZERO);
+    V::select(v.le(zero), zero, v)
+}
+
+/// `x > 0 ? a : b`, lane-wise (NaN takes `b`).
+#[inline(always)]
+fn pos_select<V: Vector>(x: V, a: V, b: V) -> V {
+    V::select(x.gt(V::splat(<V::E as Float>::ZERO)), a, b)
+}
+
+struct BiasEpilogue<'a, T> {
+    out: &'a mut [T],
+    b: &'a [T],
+    p: usize,
+    relu: bool,
+}
+
+impl<T: Float> Job<T> for BiasEpilogue<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        for (row, &bias) in self.out.chunks_exact_mut(self.p.max(1)).zip(self.b) {
+            let bv = V::splat(bias);
+            if self.relu {
+                lanes::<V, 0, 1, 0>([], [row], [], |[], [v]| ([relu_v(v.add(bv))], []));
+            } else {
+                lanes::<V, 0, 1, 0>([], [row], [], |[], [v]| ([v.add(bv)], []));
+            }
+        }
+    }
 }
 
 /// Adds `b[r]` to every element of row `r` of `out` (rows of `p` elements), then applies
-/// `epilogue`. `out.len()` must be `b.len() * p`.
-pub(crate) fn apply_bias_epilogue<T: Float>(out: &mut [T], b: &[T], p: usize, epilogue: Epilogue) {
-    for (row, &bias) in out.chunks_exact_mut(p.max(1)).zip(b) {
-        match epilogue {
-            Epilogue::None => row.iter_mut().for_each(|v| *v += bias),
-            Epilogue::Relu => row.iter_mut().for_each(|v| *v = relu1(*v + bias)),
-        }
+/// `epilogue`, on `isa`. `out.len()` must be `b.len() * p`.
+pub(crate) fn apply_bias_epilogue<T: Float>(isa: Isa, out: &mut [T], b: &[T], p: usize, epilogue: Epilogue) {
+    run_on(
+        isa,
+        BiasEpilogue {
+            out,
+            b,
+            p,
+            relu: epilogue == Epilogue::Relu,
+        },
+    )
+}
+
+/// Bias + epilogue over each row of an `(rows, p)` matrix, as a public kernel:
+/// `out[r, j] = epilogue(out[r, j] + b[r])`.
+///
+/// # Errors
+/// [`crate::Error::Length`] when `out.len() != b.len() * p`; [`crate::Error::Isa`] for an
+/// invalid ISA choice.
+pub fn bias_epilogue<T: Float>(out: &mut [T], b: &[T], p: usize, epilogue: Epilogue) -> Result<()> {
+    check_len("bias epilogue output (rows*p)", b.len() * p, out.len())?;
+    let isa = active_isa()?;
+    apply_bias_epilogue(isa, out, b, p, epilogue);
+    Ok(())
+}
+
+struct Map1<'a, T, F> {
+    x: &'a [T],
+    out: &'a mut [T],
+    f: F,
+}
+
+struct Map2<'a, T, F> {
+    x: &'a [T],
+    d: &'a [T],
+    out: &'a mut [T],
+    f: F,
+}
+
+/// A lane function that works for every vector type (a generic closure stand-in).
+trait LaneFn1<T: Float>: Copy {
+    fn call<V: Vector<E = T>>(self, x: V) -> V;
+}
+/// A two-input lane function that works for every vector type.
+trait LaneFn2<T: Float>: Copy {
+    fn call<V: Vector<E = T>>(self, x: V, d: V) -> V;
+}
+
+impl<T: Float, F: LaneFn1<T>> Job<T> for Map1<'_, T, F> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let f = self.f;
+        lanes::<V, 1, 0, 1>([self.x], [], [self.out], |[x], []| ([], [f.call(x)]));
+    }
+}
+
+impl<T: Float, F: LaneFn2<T>> Job<T> for Map2<'_, T, F> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let f = self.f;
+        lanes::<V, 2, 0, 1>([self.x, self.d], [], [self.out], |[x, d], []| ([], [f.call(x, d)]));
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ReluF;
+impl<T: Float> LaneFn1<T> for ReluF {
+    #[inline(always)]
+    fn call<V: Vector<E = T>>(self, x: V) -> V {
+        relu_v(x)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ReluB;
+impl<T: Float> LaneFn2<T> for ReluB {
+    #[inline(always)]
+    fn call<V: Vector<E = T>>(self, x: V, d: V) -> V {
+        pos_select(x, d, V::splat(T::ZERO))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct LeakyF<T>(T);
+impl<T: Float> LaneFn1<T> for LeakyF<T> {
+    #[inline(always)]
+    fn call<V: Vector<E = T>>(self, x: V) -> V {
+        pos_select(x, x, x.mul(V::splat(self.0)))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct LeakyB<T>(T);
+impl<T: Float> LaneFn2<T> for LeakyB<T> {
+    #[inline(always)]
+    fn call<V: Vector<E = T>>(self, x: V, d: V) -> V {
+        pos_select(x, d, d.mul(V::splat(self.0)))
     }
 }
 
 /// ReLU forward: `out = x` where `x > 0`, else `0` (NaN propagates).
 ///
 /// # Errors
-/// [`crate::Error::Length`] when `out.len() != x.len()`.
+/// [`crate::Error::Length`] when `out.len() != x.len()`; [`crate::Error::Isa`] for an
+/// invalid ISA choice.
 ///
 /// # Example
 /// ```
@@ -48,10 +171,7 @@ pub(crate) fn apply_bias_epilogue<T: Float>(out: &mut [T], b: &[T], p: usize, ep
 /// ```
 pub fn relu_forward<T: Float>(x: &[T], out: &mut [T]) -> Result<()> {
     check_len("relu output", x.len(), out.len())?;
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = relu1(v);
-    }
-    Ok(())
+    run(Map1 { x, out, f: ReluF })
 }
 
 /// ReLU backward: `dx = dout` where `x > 0`, else `0` (the gradient at 0 is 0).
@@ -59,37 +179,42 @@ pub fn relu_forward<T: Float>(x: &[T], out: &mut [T]) -> Result<()> {
 /// `x` may be the layer's input or its output: both have the same sign pattern.
 ///
 /// # Errors
-/// [`crate::Error::Length`] when the three lengths differ.
+/// [`crate::Error::Length`] when the three lengths differ; [`crate::Error::Isa`].
 pub fn relu_backward<T: Float>(x: &[T], dout: &[T], dx: &mut [T]) -> Result<()> {
     check_len("relu dout", x.len(), dout.len())?;
     check_len("relu dx", x.len(), dx.len())?;
-    for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dout) {
-        *d = if v > T::ZERO { g } else { T::ZERO };
-    }
-    Ok(())
+    run(Map2 {
+        x,
+        d: dout,
+        out: dx,
+        f: ReluB,
+    })
 }
 
 /// LeakyReLU forward: `out = x` where `x > 0`, else `alpha*x` (NaN propagates).
 ///
 /// # Errors
-/// [`crate::Error::Length`] when `out.len() != x.len()`.
+/// [`crate::Error::Length`] when `out.len() != x.len()`; [`crate::Error::Isa`].
 pub fn leaky_relu_forward<T: Float>(x: &[T], alpha: T, out: &mut [T]) -> Result<()> {
     check_len("leaky_relu output", x.len(), out.len())?;
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = if v > T::ZERO { v } else { alpha * v };
-    }
-    Ok(())
+    run(Map1 {
+        x,
+        out,
+        f: LeakyF(alpha),
+    })
 }
 
 /// LeakyReLU backward: `dx = dout` where `x > 0`, else `alpha*dout`.
 ///
 /// # Errors
-/// [`crate::Error::Length`] when the three lengths differ.
+/// [`crate::Error::Length`] when the three lengths differ; [`crate::Error::Isa`].
 pub fn leaky_relu_backward<T: Float>(x: &[T], alpha: T, dout: &[T], dx: &mut [T]) -> Result<()> {
     check_len("leaky_relu dout", x.len(), dout.len())?;
     check_len("leaky_relu dx", x.len(), dx.len())?;
-    for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dout) {
-        *d = if v > T::ZERO { g } else { alpha * g };
-    }
-    Ok(())
+    run(Map2 {
+        x,
+        d: dout,
+        out: dx,
+        f: LeakyB(alpha),
+    })
 }

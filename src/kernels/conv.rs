@@ -75,6 +75,7 @@ pub fn conv2d_forward<T: Float>(
     check_len("conv output", g.output_len(), out.len())?;
     let need = conv2d_forward_scratch_len(g);
     check_scratch("conv forward scratch", need, scratch.len())?;
+    let isa = crate::simd::active_isa()?;
     let (_, per) = chunking(win.batch);
     let (k, p, img, oimg) = (win.col_rows(), win.out_pixels(), win.image_len(), g.out_image_len());
     let wmat = MatRef::row_major(w, g.filters, k);
@@ -89,7 +90,7 @@ pub fn conv2d_forward<T: Float>(
                 MatRef::row_major(&*col, k, p)
             };
             gemm(T::ONE, wmat, colm, T::ZERO, MatMut::row_major(out_n, g.filters, p)).expect("shapes checked");
-            apply_bias_epilogue(out_n, b, p, epilogue);
+            apply_bias_epilogue(isa, out_n, b, p, epilogue);
         }
     };
     if need == 0 {

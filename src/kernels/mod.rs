@@ -17,7 +17,7 @@ pub mod maxpool;
 pub mod par;
 pub mod reference;
 
-pub use activation::{Epilogue, leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward};
+pub use activation::{Epilogue, bias_epilogue, leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward};
 pub use affine::{AffineShape, affine_backward, affine_forward};
 pub use batchnorm::{
     BATCHNORM_EPS, BatchNormShape, batchnorm_backward, batchnorm_forward_infer, batchnorm_forward_train,

@@ -41,13 +41,14 @@ impl<T: Float> Optimizer<T> for Adadelta<T> {
         let rho = self.rho;
         let eps = T::from_f64(ADADELTA_EPS);
         let [h, r] = self.hr.get(name, value.len(), grad.len())?;
-        for (((p, &g), h), r) in value.iter_mut().zip(grad).zip(h.iter_mut()).zip(r.iter_mut()) {
-            *h = rho * *h + (T::ONE - rho) * g * g;
-            let dp = -(*r + eps).sqrt() / (*h + eps).sqrt() * g;
-            *p += dp;
-            *r = rho * *r + (T::ONE - rho) * dp * dp;
-        }
-        Ok(())
+        super::update::apply(super::update::AdadeltaStep {
+            p: value,
+            h,
+            r,
+            g: grad,
+            rho,
+            eps,
+        })
     }
 
     fn state(&self) -> Vec<(String, &[T])> {

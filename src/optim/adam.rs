@@ -59,14 +59,18 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         let c2 = T::ONE - r2.powi(t);
         let eps = T::from_f64(ADAM_EPS);
         let [m, v] = self.mv.get(name, value.len(), grad.len())?;
-        for (((p, &g), m), v) in value.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
-            *m = r1 * *m + (T::ONE - r1) * g;
-            *v = r2 * *v + (T::ONE - r2) * g * g;
-            let m_hat = *m / c1;
-            let v_hat = *v / c2;
-            *p -= lr * m_hat / (v_hat.sqrt() + eps);
-        }
-        Ok(())
+        super::update::apply(super::update::AdamStep {
+            p: value,
+            m,
+            v,
+            g: grad,
+            lr,
+            rho1: r1,
+            rho2: r2,
+            c1,
+            c2,
+            eps,
+        })
     }
 
     fn state(&self) -> Vec<(String, &[T])> {

@@ -8,6 +8,7 @@ mod adadelta;
 mod adam;
 mod rmsprop;
 mod sgd;
+mod update;
 
 pub use adadelta::Adadelta;
 pub use adam::Adam;

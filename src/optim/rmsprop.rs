@@ -43,11 +43,14 @@ impl<T: Float> Optimizer<T> for RMSProp<T> {
         let (lr, rho) = (self.lr, self.rho);
         let eps = T::from_f64(RMSPROP_EPS);
         let [h] = self.h.get(name, value.len(), grad.len())?;
-        for ((p, &g), h) in value.iter_mut().zip(grad).zip(h.iter_mut()) {
-            *h = rho * *h + (T::ONE - rho) * g * g;
-            *p -= lr * g / (*h + eps).sqrt();
-        }
-        Ok(())
+        super::update::apply(super::update::RmsPropStep {
+            p: value,
+            h,
+            g: grad,
+            lr,
+            rho,
+            eps,
+        })
     }
 
     fn state(&self) -> Vec<(String, &[T])> {

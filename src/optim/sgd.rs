@@ -39,10 +39,11 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
 
     fn update_param(&mut self, _name: &str, value: &mut [T], grad: &[T]) -> Result<()> {
         check_len("optimizer gradient (must match the parameter)", value.len(), grad.len())?;
-        for (p, &g) in value.iter_mut().zip(grad) {
-            *p -= self.lr * g;
-        }
-        Ok(())
+        super::update::apply(super::update::SgdStep {
+            p: value,
+            g: grad,
+            lr: self.lr,
+        })
     }
 
     fn state(&self) -> Vec<(String, &[T])> {

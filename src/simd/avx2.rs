@@ -1,0 +1,243 @@
+//! AVX2 + FMA vectors: 8 x f32 and 4 x f64.
+//!
+//! These types are only ever instantiated inside `run_avx2`, a
+//! `#[target_feature(enable = "avx2,fma")]` trampoline that `run_on` calls after checking
+//! the CPU; every method is `#[inline(always)]` so it compiles with those features.
+
+use std::arch::x86_64::*;
+
+use super::Vector;
+
+/// 8 x f32 in a `__m256`.
+#[derive(Debug, Clone, Copy)]
+pub struct Avx2F32(__m256);
+
+/// 4 x f64 in a `__m256d`.
+#[derive(Debug, Clone, Copy)]
+pub struct Avx2F64(__m256d);
+
+macro_rules! avx2_vector {
+    ($t:ident, $e:ty, $lanes:expr, ps) => {
+        impl Vector for $t {
+            type E = $e;
+            const LANES: usize = $lanes;
+
+            #[inline(always)]
+            unsafe fn load(p: *const $e) -> Self {
+                // SAFETY: the caller guarantees `p..p+8` is readable; AVX is enabled by the
+                // trampoline this is inlined into.
+                unsafe { Self(_mm256_loadu_ps(p)) }
+            }
+            #[inline(always)]
+            unsafe fn store(self, p: *mut $e) {
+                // SAFETY: the caller guarantees `p..p+8` is writable; AVX is enabled.
+                unsafe { _mm256_storeu_ps(p, self.0) }
+            }
+            #[inline(always)]
+            unsafe fn load_deinterleave(p: *const $e) -> (Self, Self) {
+                // SAFETY: the caller guarantees `p..p+16` is readable; AVX2 is enabled.
+                unsafe {
+                    let a = _mm256_loadu_ps(p);
+                    let b = _mm256_loadu_ps(p.add(8));
+                    // Per 128-bit half: [a0 a2 b0 b2 | a4 a6 b4 b6]; then reorder the 64-bit
+                    // quarters 0,2,1,3 to get [a0 a2 a4 a6 b0 b2 b4 b6].
+                    let even = _mm256_shuffle_ps::<0x88>(a, b);
+                    let odd = _mm256_shuffle_ps::<0xDD>(a, b);
+                    let even = _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(even)));
+                    let odd = _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(odd)));
+                    (Self(even), Self(odd))
+                }
+            }
+            #[inline(always)]
+            fn splat(e: $e) -> Self {
+                // SAFETY: AVX is enabled by the trampoline this is inlined into.
+                unsafe { Self(_mm256_set1_ps(e)) }
+            }
+            #[inline(always)]
+            fn add(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_add_ps(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn sub(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_sub_ps(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn mul(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_mul_ps(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn div(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_div_ps(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn mul_add(self, b: Self, acc: Self) -> Self {
+                // SAFETY: FMA is enabled (see the module docs).
+                unsafe { Self(_mm256_fmadd_ps(self.0, b.0, acc.0)) }
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_sqrt_ps(self.0)) }
+            }
+            #[inline(always)]
+            fn gt(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_cmp_ps::<_CMP_GT_OQ>(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn le(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_cmp_ps::<_CMP_LE_OQ>(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn is_nan(self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_cmp_ps::<_CMP_UNORD_Q>(self.0, self.0)) }
+            }
+            #[inline(always)]
+            fn or(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_or_ps(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn andnot(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_andnot_ps(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn select(m: Self, a: Self, b: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_blendv_ps(b.0, a.0, m.0)) }
+            }
+            #[inline(always)]
+            fn reduce_max(self) -> $e {
+                let mut l = [0.0; $lanes];
+                // SAFETY: `l` holds exactly 8 elements.
+                unsafe { self.store(l.as_mut_ptr()) };
+                l.into_iter().fold(<$e>::NAN, <$e>::max)
+            }
+            #[inline(always)]
+            fn reduce_sum(self) -> $e {
+                let mut l = [0.0; $lanes];
+                // SAFETY: `l` holds exactly 8 elements.
+                unsafe { self.store(l.as_mut_ptr()) };
+                ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
+            }
+        }
+    };
+    ($t:ident, $e:ty, $lanes:expr, pd) => {
+        impl Vector for $t {
+            type E = $e;
+            const LANES: usize = $lanes;
+
+            #[inline(always)]
+            unsafe fn load(p: *const $e) -> Self {
+                // SAFETY: the caller guarantees `p..p+4` is readable; AVX is enabled.
+                unsafe { Self(_mm256_loadu_pd(p)) }
+            }
+            #[inline(always)]
+            unsafe fn store(self, p: *mut $e) {
+                // SAFETY: the caller guarantees `p..p+4` is writable; AVX is enabled.
+                unsafe { _mm256_storeu_pd(p, self.0) }
+            }
+            #[inline(always)]
+            unsafe fn load_deinterleave(p: *const $e) -> (Self, Self) {
+                // SAFETY: the caller guarantees `p..p+8` is readable; AVX2 is enabled.
+                unsafe {
+                    let a = _mm256_loadu_pd(p);
+                    let b = _mm256_loadu_pd(p.add(4));
+                    // [a0 b0 a2 b2] -> [a0 a2 b0 b2]; [a1 b1 a3 b3] -> [a1 a3 b1 b3].
+                    let even = _mm256_permute4x64_pd::<0xD8>(_mm256_unpacklo_pd(a, b));
+                    let odd = _mm256_permute4x64_pd::<0xD8>(_mm256_unpackhi_pd(a, b));
+                    (Self(even), Self(odd))
+                }
+            }
+            #[inline(always)]
+            fn splat(e: $e) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_set1_pd(e)) }
+            }
+            #[inline(always)]
+            fn add(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_add_pd(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn sub(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_sub_pd(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn mul(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_mul_pd(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn div(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_div_pd(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn mul_add(self, b: Self, acc: Self) -> Self {
+                // SAFETY: FMA is enabled (see the module docs).
+                unsafe { Self(_mm256_fmadd_pd(self.0, b.0, acc.0)) }
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_sqrt_pd(self.0)) }
+            }
+            #[inline(always)]
+            fn gt(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_cmp_pd::<_CMP_GT_OQ>(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn le(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_cmp_pd::<_CMP_LE_OQ>(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn is_nan(self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_cmp_pd::<_CMP_UNORD_Q>(self.0, self.0)) }
+            }
+            #[inline(always)]
+            fn or(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_or_pd(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn andnot(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_andnot_pd(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn select(m: Self, a: Self, b: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_blendv_pd(b.0, a.0, m.0)) }
+            }
+            #[inline(always)]
+            fn reduce_max(self) -> $e {
+                let mut l = [0.0; $lanes];
+                // SAFETY: `l` holds exactly 4 elements.
+                unsafe { self.store(l.as_mut_ptr()) };
+                l.into_iter().fold(<$e>::NAN, <$e>::max)
+            }
+            #[inline(always)]
+            fn reduce_sum(self) -> $e {
+                let mut l = [0.0; $lanes];
+                // SAFETY: `l` holds exactly 4 elements.
+                unsafe { self.store(l.as_mut_ptr()) };
+                (l[0] + l[1]) + (l[2] + l[3])
+            }
+        }
+    };
+}
+
+avx2_vector!(Avx2F32, f32, 8, ps);
+avx2_vector!(Avx2F64, f64, 4, pd);

@@ -1,0 +1,82 @@
+//! Lane loops shared by the element-wise kernels: whole vectors first, then the tail
+//! through a zero-padded copy, so the tail gets exactly the same operations as the body
+//! and nothing reads or writes past a slice.
+
+use super::Vector;
+use crate::float::Float;
+
+/// The widest vector any ISA has, in elements (AVX2 f32).
+pub(crate) const MAX_LANES: usize = 8;
+
+/// For every index `i`: reads `ins[k][i]` and `io[k][i]`, calls `f`, writes the returned
+/// `io` values back and the returned `outs` values to `outs[k][i]` (which are never read).
+///
+/// # Panics
+/// When the slices differ in length (callers validate lengths first; this check keeps the
+/// pointer arithmetic below sound regardless).
+#[inline(always)]
+pub(crate) fn lanes<V: Vector, const I: usize, const M: usize, const O: usize>(
+    ins: [&[V::E]; I],
+    io: [&mut [V::E]; M],
+    outs: [&mut [V::E]; O],
+    f: impl Fn([V; I], [V; M]) -> ([V; M], [V; O]),
+) {
+    let n = if I > 0 {
+        ins[0].len()
+    } else if M > 0 {
+        io[0].len()
+    } else {
+        outs[0].len()
+    };
+    assert!(
+        ins.iter().all(|s| s.len() == n) && io.iter().all(|s| s.len() == n) && outs.iter().all(|s| s.len() == n),
+        "lanes: slices of different lengths"
+    );
+    let w = V::LANES;
+    let body = n - n % w;
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + LANES <= body <= n, and every slice has length n (asserted above).
+        unsafe {
+            let a: [V; I] = std::array::from_fn(|k| V::load(ins[k].as_ptr().add(i)));
+            let b: [V; M] = std::array::from_fn(|k| V::load(io[k].as_ptr().add(i)));
+            let (b, c) = f(a, b);
+            for (k, v) in b.into_iter().enumerate() {
+                v.store(io[k].as_mut_ptr().add(i));
+            }
+            for (k, v) in c.into_iter().enumerate() {
+                v.store(outs[k].as_mut_ptr().add(i));
+            }
+        }
+        i += w;
+    }
+    let r = n - body;
+    if r == 0 {
+        return;
+    }
+    let pad = |s: &[V::E]| {
+        let mut t = [<V::E as Float>::ZERO; MAX_LANES];
+        t[..r].copy_from_slice(&s[body..]);
+        t
+    };
+    let ta: [[V::E; MAX_LANES]; I] = std::array::from_fn(|k| pad(ins[k]));
+    let tb: [[V::E; MAX_LANES]; M] = std::array::from_fn(|k| pad(io[k]));
+    // SAFETY: each padded buffer holds MAX_LANES >= LANES elements.
+    let (b, c) = unsafe {
+        f(
+            std::array::from_fn(|k| V::load(ta[k].as_ptr())),
+            std::array::from_fn(|k| V::load(tb[k].as_ptr())),
+        )
+    };
+    let mut t = [<V::E as Float>::ZERO; MAX_LANES];
+    for (k, v) in b.into_iter().enumerate() {
+        // SAFETY: `t` holds MAX_LANES >= LANES elements.
+        unsafe { v.store(t.as_mut_ptr()) };
+        io[k][body..].copy_from_slice(&t[..r]);
+    }
+    for (k, v) in c.into_iter().enumerate() {
+        // SAFETY: `t` holds MAX_LANES >= LANES elements.
+        unsafe { v.store(t.as_mut_ptr()) };
+        outs[k][body..].copy_from_slice(&t[..r]);
+    }
+}

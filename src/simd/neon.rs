@@ -1,0 +1,246 @@
+//! NEON vectors: 4 x f32 and 2 x f64.
+//!
+//! These types are only ever instantiated inside `run_neon`, a
+//! `#[target_feature(enable = "neon")]` trampoline (NEON is mandatory on aarch64); every
+//! method is `#[inline(always)]` so it compiles inside it.
+
+use std::arch::aarch64::*;
+
+use super::Vector;
+
+/// 4 x f32 in a `float32x4_t`.
+#[derive(Debug, Clone, Copy)]
+pub struct NeonF32(float32x4_t);
+
+/// 2 x f64 in a `float64x2_t`.
+#[derive(Debug, Clone, Copy)]
+pub struct NeonF64(float64x2_t);
+
+impl Vector for NeonF32 {
+    type E = f32;
+    const LANES: usize = 4;
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees `p..p+4` is readable; NEON is enabled.
+        unsafe { Self(vld1q_f32(p)) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees `p..p+4` is writable; NEON is enabled.
+        unsafe { vst1q_f32(p, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn load_deinterleave(p: *const f32) -> (Self, Self) {
+        // SAFETY: the caller guarantees `p..p+8` is readable; NEON is enabled.
+        unsafe {
+            let v = vld2q_f32(p);
+            (Self(v.0), Self(v.1))
+        }
+    }
+    #[inline(always)]
+    fn splat(e: f32) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vdupq_n_f32(e)) }
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vaddq_f32(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vsubq_f32(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vmulq_f32(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn div(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vdivq_f32(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, acc: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vfmaq_f32(acc.0, self.0, b.0)) }
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vsqrtq_f32(self.0)) }
+    }
+    #[inline(always)]
+    fn gt(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vreinterpretq_f32_u32(vcgtq_f32(self.0, o.0))) }
+    }
+    #[inline(always)]
+    fn le(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vreinterpretq_f32_u32(vcleq_f32(self.0, o.0))) }
+    }
+    #[inline(always)]
+    fn is_nan(self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vreinterpretq_f32_u32(vmvnq_u32(vceqq_f32(self.0, self.0)))) }
+    }
+    #[inline(always)]
+    fn or(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe {
+            Self(vreinterpretq_f32_u32(vorrq_u32(
+                vreinterpretq_u32_f32(self.0),
+                vreinterpretq_u32_f32(o.0),
+            )))
+        }
+    }
+    #[inline(always)]
+    fn andnot(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs). vbic(a, b) = a & !b.
+        unsafe {
+            Self(vreinterpretq_f32_u32(vbicq_u32(
+                vreinterpretq_u32_f32(o.0),
+                vreinterpretq_u32_f32(self.0),
+            )))
+        }
+    }
+    #[inline(always)]
+    fn select(m: Self, a: Self, b: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vbslq_f32(vreinterpretq_u32_f32(m.0), a.0, b.0)) }
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        let mut l = [0.0f32; 4];
+        // SAFETY: `l` holds exactly 4 elements.
+        unsafe { self.store(l.as_mut_ptr()) };
+        l.into_iter().fold(f32::NAN, f32::max)
+    }
+    #[inline(always)]
+    fn reduce_sum(self) -> f32 {
+        let mut l = [0.0f32; 4];
+        // SAFETY: `l` holds exactly 4 elements.
+        unsafe { self.store(l.as_mut_ptr()) };
+        (l[0] + l[1]) + (l[2] + l[3])
+    }
+}
+
+impl Vector for NeonF64 {
+    type E = f64;
+    const LANES: usize = 2;
+
+    #[inline(always)]
+    unsafe fn load(p: *const f64) -> Self {
+        // SAFETY: the caller guarantees `p..p+2` is readable; NEON is enabled.
+        unsafe { Self(vld1q_f64(p)) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f64) {
+        // SAFETY: the caller guarantees `p..p+2` is writable; NEON is enabled.
+        unsafe { vst1q_f64(p, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn load_deinterleave(p: *const f64) -> (Self, Self) {
+        // SAFETY: the caller guarantees `p..p+4` is readable; NEON is enabled.
+        unsafe {
+            let v = vld2q_f64(p);
+            (Self(v.0), Self(v.1))
+        }
+    }
+    #[inline(always)]
+    fn splat(e: f64) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vdupq_n_f64(e)) }
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vaddq_f64(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vsubq_f64(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vmulq_f64(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn div(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vdivq_f64(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, acc: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vfmaq_f64(acc.0, self.0, b.0)) }
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vsqrtq_f64(self.0)) }
+    }
+    #[inline(always)]
+    fn gt(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vreinterpretq_f64_u64(vcgtq_f64(self.0, o.0))) }
+    }
+    #[inline(always)]
+    fn le(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vreinterpretq_f64_u64(vcleq_f64(self.0, o.0))) }
+    }
+    #[inline(always)]
+    fn is_nan(self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe {
+            let eq = vreinterpretq_u32_u64(vceqq_f64(self.0, self.0));
+            Self(vreinterpretq_f64_u32(vmvnq_u32(eq)))
+        }
+    }
+    #[inline(always)]
+    fn or(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe {
+            Self(vreinterpretq_f64_u64(vorrq_u64(
+                vreinterpretq_u64_f64(self.0),
+                vreinterpretq_u64_f64(o.0),
+            )))
+        }
+    }
+    #[inline(always)]
+    fn andnot(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs). vbic(a, b) = a & !b.
+        unsafe {
+            Self(vreinterpretq_f64_u64(vbicq_u64(
+                vreinterpretq_u64_f64(o.0),
+                vreinterpretq_u64_f64(self.0),
+            )))
+        }
+    }
+    #[inline(always)]
+    fn select(m: Self, a: Self, b: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vbslq_f64(vreinterpretq_u64_f64(m.0), a.0, b.0)) }
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f64 {
+        let mut l = [0.0f64; 2];
+        // SAFETY: `l` holds exactly 2 elements.
+        unsafe { self.store(l.as_mut_ptr()) };
+        l.into_iter().fold(f64::NAN, f64::max)
+    }
+    #[inline(always)]
+    fn reduce_sum(self) -> f64 {
+        let mut l = [0.0f64; 2];
+        // SAFETY: `l` holds exactly 2 elements.
+        unsafe { self.store(l.as_mut_ptr()) };
+        l[0] + l[1]
+    }
+}
