@@ -377,7 +377,7 @@ fn check_adjoint(g: &WindowGeometry, x: &[f64], c: &[f64]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(64)))]
+    #![proptest_config(ProptestConfig::with_cases(cases(256)))]
 
     /// im2col_reference equals the canvas-and-slices definition, with a non-zero constant.
     #[test]

@@ -10,10 +10,20 @@
 //! In both, element `(c, ky, kx)` of output pixel `(oh, ow)` is
 //! `padded[c, oh*stride + ky, ow*stride + kx]`, where `padded` is the input with `pad`
 //! rows/columns of a constant on every side.
+//!
+//! Each kernel is one [`Job`] body, generic over the vector type and run on the active ISA.
+//! The work is cut into *runs*: a stretch of one input row and the matching stretch of a
+//! column-matrix row, with the padding clipped off beforehand, so a run never reaches outside
+//! its row. A run with unit stride is moved by whole vectors plus a scalar tail; stride 2 in
+//! the per-image layout uses `load_deinterleave` / `store_interleave` while the `2*LANES`
+//! elements they touch lie inside the row; anything else is a scalar loop in the same body.
+//! Every element is copied, or receives its additions in the same order, on every ISA, so
+//! all paths give bit-identical results.
 
 use crate::error::{Result, check_len};
 use crate::float::Float;
 use crate::kernels::geometry::WindowGeometry;
+use crate::simd::{Job, Vector, run};
 
 /// How [`col2im_reference`] combines contributions that land on the same pixel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,11 +48,183 @@ fn valid_range(out: usize, stride: usize, k: usize, pad: usize, size: usize) -> 
     (lo.min(out), hi.min(out).max(lo.min(out)))
 }
 
+/// For a window whose first (padded) position is `start = o*stride`, the window offsets
+/// `[lo, hi)` (within `0..k`) whose input index `start + offset - pad` lies in `[0, size)`.
+#[inline(always)]
+fn offset_range(start: usize, k: usize, pad: usize, size: usize) -> (usize, usize) {
+    let lo = pad.saturating_sub(start).min(k);
+    let hi = (size + pad).saturating_sub(start).min(k).max(lo);
+    (lo, hi)
+}
+
+// ---------------------------------------------------------------------------------------
+// Runs: the inner loops, generic over the vector type.
+// ---------------------------------------------------------------------------------------
+
+/// `dst[j] = src[j]` for `j < dst.len()`: whole vectors, then a scalar tail.
+///
+/// # Panics
+/// When `src` is shorter than `dst` (callers pass clipped runs).
+#[inline(always)]
+fn copy_run<V: Vector>(dst: &mut [V::E], src: &[V::E]) {
+    let n = dst.len();
+    let src = &src[..n];
+    let mut j = 0;
+    while j + V::LANES <= n {
+        // SAFETY: j + LANES <= n == dst.len() == src.len(), so `j..j+LANES` is inside both.
+        unsafe { V::load(src.as_ptr().add(j)).store(dst.as_mut_ptr().add(j)) };
+        j += V::LANES;
+    }
+    dst[j..].copy_from_slice(&src[j..]);
+}
+
+/// `dst[j] += src[j]` for `j < dst.len()`: whole vectors, then a scalar tail.
+///
+/// # Panics
+/// When `src` is shorter than `dst` (callers pass clipped runs).
+#[inline(always)]
+fn add_run<V: Vector>(dst: &mut [V::E], src: &[V::E]) {
+    let n = dst.len();
+    let src = &src[..n];
+    let mut j = 0;
+    while j + V::LANES <= n {
+        // SAFETY: j + LANES <= n == dst.len() == src.len(), so `j..j+LANES` is inside both.
+        unsafe {
+            let d = dst.as_mut_ptr().add(j);
+            V::load(d).add(V::load(src.as_ptr().add(j))).store(d);
+        }
+        j += V::LANES;
+    }
+    for (d, v) in dst[j..].iter_mut().zip(&src[j..]) {
+        *d += *v;
+    }
+}
+
+/// Strided gather `dst[j] = src[j*stride]` for `j < dst.len()`; `src` holds at least
+/// `(dst.len() - 1)*stride + 1` elements (the rest of the input row). Stride 1 is
+/// [`copy_run`]; stride 2 deinterleaves `2*LANES` elements at a time while they lie inside
+/// `src`; other strides are scalar.
+#[inline(always)]
+fn gather<V: Vector>(dst: &mut [V::E], src: &[V::E], stride: usize) {
+    let n = dst.len();
+    debug_assert!(n == 0 || src.len() > (n - 1) * stride);
+    match stride {
+        1 => copy_run::<V>(dst, src),
+        2 => {
+            let mut j = 0;
+            while j + V::LANES <= n && 2 * (j + V::LANES) <= src.len() {
+                // SAFETY: reads src[2j .. 2j + 2*LANES), inside `src` by the loop condition;
+                // writes dst[j .. j + LANES), inside `dst` since j + LANES <= n.
+                unsafe {
+                    let (even, _) = V::load_deinterleave(src.as_ptr().add(2 * j));
+                    even.store(dst.as_mut_ptr().add(j));
+                }
+                j += V::LANES;
+            }
+            // 2*j <= src.len(): j is 0 or was reached through the loop condition.
+            for (d, v) in dst[j..].iter_mut().zip(src[2 * j..].iter().step_by(2)) {
+                *d = *v;
+            }
+        }
+        _ => {
+            for (d, v) in dst.iter_mut().zip(src.iter().step_by(stride)) {
+                *d = *v;
+            }
+        }
+    }
+}
+
+/// Strided scatter-add `dst[j*stride] += src[j]` for `j < src.len()`; `dst` holds at least
+/// `(src.len() - 1)*stride + 1` elements (the rest of the output row). Stride 1 is
+/// [`add_run`]; stride 2 deinterleaves `2*LANES` elements of `dst`, adds into the even ones
+/// and interleaves them back while they lie inside `dst`; other strides are scalar.
+#[inline(always)]
+fn scatter_add<V: Vector>(dst: &mut [V::E], src: &[V::E], stride: usize) {
+    let n = src.len();
+    debug_assert!(n == 0 || dst.len() > (n - 1) * stride);
+    match stride {
+        1 => add_run::<V>(&mut dst[..n], src),
+        2 => {
+            let mut j = 0;
+            while j + V::LANES <= n && 2 * (j + V::LANES) <= dst.len() {
+                // SAFETY: reads and writes dst[2j .. 2j + 2*LANES), inside `dst` by the loop
+                // condition; reads src[j .. j + LANES), inside `src` since j + LANES <= n.
+                unsafe {
+                    let p = dst.as_mut_ptr().add(2 * j);
+                    let (even, odd) = V::load_deinterleave(p);
+                    V::store_interleave(p, even.add(V::load(src.as_ptr().add(j))), odd);
+                }
+                j += V::LANES;
+            }
+            // 2*j <= dst.len(): j is 0 or was reached through the loop condition.
+            for (d, v) in dst[2 * j..].iter_mut().step_by(2).zip(&src[j..]) {
+                *d += *v;
+            }
+        }
+        _ => {
+            for (d, v) in dst.iter_mut().step_by(stride).zip(src) {
+                *d += *v;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reference layout.
+// ---------------------------------------------------------------------------------------
+
+struct Im2colReference<'a, T> {
+    g: &'a WindowGeometry,
+    x: &'a [T],
+    constant: T,
+    col: &'a mut [T],
+}
+
+impl<T: Float> Job<T> for Im2colReference<'_, T> {
+    type Out = ();
+
+    /// Row `(n, oh, ow)` of `col` is filled run by run: for each `(c, ky)`, the `kw`
+    /// elements `kx = 0..kw` come from input row `iy = oh*s + ky - p` starting at column
+    /// `ow*s - p`, the clipped part copied ([`copy_run`], vectors when it is at least
+    /// `LANES` long) and the rest set to `constant`.
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let Self { g, x, constant, col } = self;
+        let (h, w, s, p, kh, kw) = (g.height, g.width, g.stride, g.pad, g.kh, g.kw);
+        let (plane, pixels, img_len) = (h * w, g.out_pixels(), g.image_len());
+        for (r, row) in col.chunks_exact_mut(g.col_rows()).enumerate() {
+            let (n, pix) = (r / pixels, r % pixels);
+            let (oh, ow) = (pix / g.out_w, pix % g.out_w);
+            let img = &x[n * img_len..(n + 1) * img_len];
+            let (ky_lo, ky_hi) = offset_range(oh * s, kh, p, h);
+            let (kx_lo, kx_hi) = offset_range(ow * s, kw, p, w);
+            for (q, run) in row.chunks_exact_mut(kw).enumerate() {
+                let (c, ky) = (q / kh, q % kh);
+                if ky < ky_lo || ky >= ky_hi {
+                    run.fill(constant);
+                    continue;
+                }
+                run[..kx_lo].fill(constant);
+                run[kx_hi..].fill(constant);
+                if kx_lo < kx_hi {
+                    let (iy, ix) = (oh * s + ky - p, ow * s + kx_lo - p);
+                    let src = &img[c * plane + iy * w + ix..c * plane + (iy + 1) * w];
+                    copy_run::<V>(&mut run[kx_lo..kx_hi], src);
+                }
+            }
+        }
+    }
+}
+
 /// im2col in the reference layout: `x` is `(N, C, H, W)`, `col` is
-/// `(N*OH*OW, C*FH*FW)`, padding filled with `constant`.
+/// `(N*OH*OW, C*FH*FW)`, padding filled with `constant`:
+/// `col[(n*OH + oh)*OW + ow, (c*FH + ky)*FW + kx] = padded[n, c, oh*stride + ky, ow*stride + kx]`.
+///
+/// Runs along `kx` are vectorized when at least `LANES` long, scalar otherwise.
 ///
 /// # Errors
-/// [`crate::Error::Length`] when `x` or `col` does not have the geometry's length.
+/// [`crate::Error::Length`] when `x` or `col` does not have the geometry's length;
+/// [`crate::Error::Isa`] for an invalid ISA choice.
 ///
 /// # Example
 /// ```
@@ -56,82 +238,131 @@ fn valid_range(out: usize, stride: usize, k: usize, pad: usize, size: usize) -> 
 pub fn im2col_reference<T: Float>(g: &WindowGeometry, x: &[T], constant: T, col: &mut [T]) -> Result<()> {
     check_len("im2col input x", g.input_len(), x.len())?;
     check_len("im2col output col", g.ref_col_len(), col.len())?;
-    let (h, w, s, p) = (g.height as isize, g.width as isize, g.stride as isize, g.pad as isize);
-    let row_len = g.col_rows();
-    let mut rows = col.chunks_exact_mut(row_len);
-    for img in x.chunks_exact(g.image_len()) {
-        for oh in 0..g.out_h {
-            for ow in 0..g.out_w {
-                let row = rows.next().expect("row count checked above");
-                let mut i = 0;
-                for c in 0..g.channels {
-                    let plane = &img[c * g.height * g.width..(c + 1) * g.height * g.width];
-                    for ky in 0..g.kh {
-                        let iy = oh as isize * s + ky as isize - p;
-                        for kx in 0..g.kw {
-                            let ix = ow as isize * s + kx as isize - p;
-                            row[i] = if iy >= 0 && iy < h && ix >= 0 && ix < w {
-                                plane[(iy * w + ix) as usize]
-                            } else {
-                                constant
-                            };
-                            i += 1;
+    run(Im2colReference { g, x, constant, col })
+}
+
+struct Col2imReference<'a, T> {
+    g: &'a WindowGeometry,
+    col: &'a [T],
+    mode: Col2ImMode,
+    x: &'a mut [T],
+}
+
+impl<T: Float> Job<T> for Col2imReference<'_, T> {
+    type Out = ();
+
+    /// Zeroes `x`, then for each `(n, c, ky, oh)` with a valid input row, walks `ow` from
+    /// the last window to the first and adds (or assigns) the clipped `kx` run of row
+    /// `(n, oh, ow)` to the input row at column `ow*s + kx - p` ([`add_run`] /
+    /// [`copy_run`]). Walking `ow` downwards makes every pixel receive its contributions in
+    /// increasing `(ky, kx)`, the reference's order, so sums and the winner of `Assign`
+    /// are the reference's.
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let Self { g, col, mode, x } = self;
+        let (h, w, s, p, kh, kw) = (g.height, g.width, g.stride, g.pad, g.kh, g.kw);
+        let (plane, row_len, ow_n) = (h * w, g.col_rows(), g.out_w);
+        x.fill(T::ZERO);
+        let col_n_len = g.out_pixels() * row_len;
+        for (img, col_n) in x.chunks_exact_mut(g.image_len()).zip(col.chunks_exact(col_n_len)) {
+            for c in 0..g.channels {
+                let xc = &mut img[c * plane..(c + 1) * plane];
+                for ky in 0..kh {
+                    let (oy_lo, oy_hi) = valid_range(g.out_h, s, ky, p, h);
+                    for oh in oy_lo..oy_hi {
+                        let iy = oh * s + ky - p;
+                        let dst_row = &mut xc[iy * w..(iy + 1) * w];
+                        for ow in (0..ow_n).rev() {
+                            let (kx_lo, kx_hi) = offset_range(ow * s, kw, p, w);
+                            if kx_lo >= kx_hi {
+                                continue;
+                            }
+                            let at = (oh * ow_n + ow) * row_len + (c * kh + ky) * kw;
+                            let src = &col_n[at + kx_lo..at + kx_hi];
+                            let ix = ow * s + kx_lo - p;
+                            let dst = &mut dst_row[ix..ix + src.len()];
+                            match mode {
+                                Col2ImMode::Sum => add_run::<V>(dst, src),
+                                Col2ImMode::Assign => copy_run::<V>(dst, src),
+                            }
                         }
                     }
                 }
             }
         }
     }
-    Ok(())
 }
 
 /// col2im in the reference layout: `col` is read as `(N, OH, OW, C, FH, FW)` and each
 /// element goes to pixel `(n, c, oh*stride + ky - pad, ow*stride + kx - pad)` of `x`
 /// (`(N, C, H, W)`, overwritten); contributions that fall in the padding are dropped.
+/// With [`Col2ImMode::Sum`], `x[n, c, iy, ix] = sum of col[n, oh, ow, c, ky, kx]` over every
+/// window reaching the pixel, added in increasing `(ky, kx)`.
+///
+/// Runs along `kx` are vectorized when at least `LANES` long, scalar otherwise.
 ///
 /// # Errors
-/// [`crate::Error::Length`] when `col` or `x` does not have the geometry's length.
+/// [`crate::Error::Length`] when `col` or `x` does not have the geometry's length;
+/// [`crate::Error::Isa`] for an invalid ISA choice.
 pub fn col2im_reference<T: Float>(g: &WindowGeometry, col: &[T], mode: Col2ImMode, x: &mut [T]) -> Result<()> {
     check_len("col2im input col", g.ref_col_len(), col.len())?;
     check_len("col2im output x", g.input_len(), x.len())?;
-    x.fill(T::ZERO);
-    let (h, w, s, p) = (g.height as isize, g.width as isize, g.stride as isize, g.pad as isize);
-    let (kk, row_len, plane) = (g.kh * g.kw, g.col_rows(), g.height * g.width);
-    for (n, img) in x.chunks_exact_mut(g.image_len()).enumerate() {
-        let base = n * g.out_pixels() * row_len;
-        for c in 0..g.channels {
-            for ky in 0..g.kh {
-                for kx in 0..g.kw {
-                    for oh in 0..g.out_h {
-                        let iy = oh as isize * s + ky as isize - p;
-                        if iy < 0 || iy >= h {
-                            continue;
-                        }
-                        for ow in 0..g.out_w {
-                            let ix = ow as isize * s + kx as isize - p;
-                            if ix < 0 || ix >= w {
-                                continue;
-                            }
-                            let v = col[base + (oh * g.out_w + ow) * row_len + c * kk + ky * g.kw + kx];
-                            let dst = &mut img[c * plane + (iy * w + ix) as usize];
-                            match mode {
-                                Col2ImMode::Sum => *dst += v,
-                                Col2ImMode::Assign => *dst = v,
-                            }
-                        }
-                    }
+    run(Col2imReference { g, col, mode, x })
+}
+
+// ---------------------------------------------------------------------------------------
+// Per-image layout.
+// ---------------------------------------------------------------------------------------
+
+struct Im2colImage<'a, T> {
+    g: &'a WindowGeometry,
+    x: &'a [T],
+    col: &'a mut [T],
+}
+
+impl<T: Float> Job<T> for Im2colImage<'_, T> {
+    type Out = ();
+
+    /// Row `(c, ky, kx)` of `col` is `OH` runs of `OW`; run `oy` gathers input row
+    /// `oy*s + ky - p` from column `ox_lo*s + kx - p` with stride `s` ([`gather`]) into the
+    /// valid columns `[ox_lo, ox_hi)`, and the padding around it is zero.
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let Self { g, x, col } = self;
+        let (h, w, s, p, kh, kw) = (g.height, g.width, g.stride, g.pad, g.kh, g.kw);
+        let (plane, ow_n) = (h * w, g.out_w);
+        for (r, row) in col.chunks_exact_mut(g.out_pixels()).enumerate() {
+            let (c, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
+            let xc = &x[c * plane..(c + 1) * plane];
+            let (oy_lo, oy_hi) = valid_range(g.out_h, s, ky, p, h);
+            let (ox_lo, ox_hi) = valid_range(ow_n, s, kx, p, w);
+            row[..oy_lo * ow_n].fill(T::ZERO);
+            row[oy_hi * ow_n..].fill(T::ZERO);
+            for oy in oy_lo..oy_hi {
+                let iy = oy * s + ky - p;
+                let dst = &mut row[oy * ow_n..(oy + 1) * ow_n];
+                dst[..ox_lo].fill(T::ZERO);
+                dst[ox_hi..].fill(T::ZERO);
+                if ox_lo < ox_hi {
+                    let ix0 = ox_lo * s + kx - p;
+                    gather::<V>(&mut dst[ox_lo..ox_hi], &xc[iy * w + ix0..(iy + 1) * w], s);
                 }
             }
         }
     }
-    Ok(())
 }
 
 /// im2col of one image in the per-image layout: `x` is `(C, H, W)`, `col` is
-/// `(C*FH*FW, OH*OW)`, zero padding. The geometry's batch size is ignored.
+/// `(C*FH*FW, OH*OW)`, zero padding:
+/// `col[(c*FH + ky)*FW + kx, oh*OW + ow] = padded[c, oh*stride + ky, ow*stride + kx]`.
+/// The geometry's batch size is ignored.
+///
+/// Stride 1 copies by vectors, stride 2 gathers the even elements by deinterleaving loads
+/// (while `2*LANES` elements remain in the input row); other strides and tails are scalar.
 ///
 /// # Errors
-/// [`crate::Error::Length`] when `x` or `col` does not have the geometry's per-image length.
+/// [`crate::Error::Length`] when `x` or `col` does not have the geometry's per-image length;
+/// [`crate::Error::Isa`] for an invalid ISA choice.
 ///
 /// # Example
 /// ```
@@ -145,88 +376,68 @@ pub fn col2im_reference<T: Float>(g: &WindowGeometry, col: &[T], mode: Col2ImMod
 pub fn im2col_image<T: Float>(g: &WindowGeometry, x: &[T], col: &mut [T]) -> Result<()> {
     check_len("im2col_image input x", g.image_len(), x.len())?;
     check_len("im2col_image output col", g.col_len(), col.len())?;
-    let (oh_n, ow_n, s, p) = (g.out_h, g.out_w, g.stride, g.pad);
-    let plane = g.height * g.width;
-    let mut rows = col.chunks_exact_mut(g.out_pixels());
-    for c in 0..g.channels {
-        let xc = &x[c * plane..(c + 1) * plane];
-        for ky in 0..g.kh {
-            let (oy_lo, oy_hi) = valid_range(oh_n, s, ky, p, g.height);
-            for kx in 0..g.kw {
-                let row = rows.next().expect("row count checked above");
-                let (ox_lo, ox_hi) = valid_range(ow_n, s, kx, p, g.width);
-                row[..oy_lo * ow_n].fill(T::ZERO);
-                row[oy_hi * ow_n..].fill(T::ZERO);
-                for oy in oy_lo..oy_hi {
-                    let iy = oy * s + ky - p;
-                    let src = &xc[iy * g.width..(iy + 1) * g.width];
-                    let dst = &mut row[oy * ow_n..(oy + 1) * ow_n];
-                    dst[..ox_lo].fill(T::ZERO);
-                    dst[ox_hi..].fill(T::ZERO);
-                    if ox_lo < ox_hi {
-                        let ix0 = ox_lo * s + kx - p;
-                        if s == 1 {
-                            dst[ox_lo..ox_hi].copy_from_slice(&src[ix0..ix0 + (ox_hi - ox_lo)]);
-                        } else {
-                            for (d, v) in dst[ox_lo..ox_hi].iter_mut().zip(src[ix0..].iter().step_by(s)) {
-                                *d = *v;
-                            }
-                        }
-                    }
-                }
+    run(Im2colImage { g, x, col })
+}
+
+struct Col2imImage<'a, T> {
+    g: &'a WindowGeometry,
+    col: &'a [T],
+    x: &'a mut [T],
+}
+
+impl<T: Float> Job<T> for Col2imImage<'_, T> {
+    type Out = ();
+
+    /// Zeroes `x`, then for each row `(c, ky, kx)` of `col` and each valid `oy`, adds the
+    /// valid columns `[ox_lo, ox_hi)` of run `oy` to input row `oy*s + ky - p` from column
+    /// `ox_lo*s + kx - p` with stride `s` ([`scatter_add`]). Rows are taken in order, so
+    /// every pixel receives its contributions in increasing `(c, ky, kx, oy)`.
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let Self { g, col, x } = self;
+        let (h, w, s, p, kh, kw) = (g.height, g.width, g.stride, g.pad, g.kh, g.kw);
+        let (plane, ow_n) = (h * w, g.out_w);
+        x.fill(T::ZERO);
+        for (r, row) in col.chunks_exact(g.out_pixels()).enumerate() {
+            let (c, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
+            let xc = &mut x[c * plane..(c + 1) * plane];
+            let (oy_lo, oy_hi) = valid_range(g.out_h, s, ky, p, h);
+            let (ox_lo, ox_hi) = valid_range(ow_n, s, kx, p, w);
+            if ox_lo >= ox_hi {
+                continue;
+            }
+            for oy in oy_lo..oy_hi {
+                let iy = oy * s + ky - p;
+                let ix0 = ox_lo * s + kx - p;
+                let src = &row[oy * ow_n + ox_lo..oy * ow_n + ox_hi];
+                scatter_add::<V>(&mut xc[iy * w + ix0..(iy + 1) * w], src, s);
             }
         }
     }
-    Ok(())
 }
 
 /// col2im of one image in the per-image layout, summing: `col` is `(C*FH*FW, OH*OW)`,
 /// `x` is `(C, H, W)` and is overwritten with the sum of every element of `col` that
-/// [`im2col_image`] would have read from that pixel (the adjoint of `im2col_image`).
+/// [`im2col_image`] would have read from that pixel (the adjoint of `im2col_image`):
+/// `x[c, iy, ix] = sum of col[(c*FH + ky)*FW + kx, oh*OW + ow]` over
+/// `oh*stride + ky - pad = iy`, `ow*stride + kx - pad = ix`, added in increasing `(ky, kx)`.
+///
+/// Stride 1 adds by vectors, stride 2 adds into the even elements of deinterleaved loads and
+/// interleaves them back (while `2*LANES` elements remain in the row); other strides and
+/// tails are scalar.
 ///
 /// # Errors
-/// [`crate::Error::Length`] when `col` or `x` does not have the geometry's per-image length.
+/// [`crate::Error::Length`] when `col` or `x` does not have the geometry's per-image length;
+/// [`crate::Error::Isa`] for an invalid ISA choice.
 pub fn col2im_image<T: Float>(g: &WindowGeometry, col: &[T], x: &mut [T]) -> Result<()> {
     check_len("col2im_image input col", g.col_len(), col.len())?;
     check_len("col2im_image output x", g.image_len(), x.len())?;
-    x.fill(T::ZERO);
-    let (oh_n, ow_n, s, p) = (g.out_h, g.out_w, g.stride, g.pad);
-    let plane = g.height * g.width;
-    let mut rows = col.chunks_exact(g.out_pixels());
-    for c in 0..g.channels {
-        let xc = &mut x[c * plane..(c + 1) * plane];
-        for ky in 0..g.kh {
-            let (oy_lo, oy_hi) = valid_range(oh_n, s, ky, p, g.height);
-            for kx in 0..g.kw {
-                let row = rows.next().expect("row count checked above");
-                let (ox_lo, ox_hi) = valid_range(ow_n, s, kx, p, g.width);
-                if ox_lo >= ox_hi {
-                    continue;
-                }
-                for oy in oy_lo..oy_hi {
-                    let iy = oy * s + ky - p;
-                    let dst = &mut xc[iy * g.width..(iy + 1) * g.width];
-                    let src = &row[oy * ow_n + ox_lo..oy * ow_n + ox_hi];
-                    let ix0 = ox_lo * s + kx - p;
-                    if s == 1 {
-                        for (d, v) in dst[ix0..ix0 + src.len()].iter_mut().zip(src) {
-                            *d += *v;
-                        }
-                    } else {
-                        for (d, v) in dst[ix0..].iter_mut().step_by(s).zip(src) {
-                            *d += *v;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
+    run(Col2imImage { g, col, x })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::valid_range;
+    use super::{offset_range, valid_range};
 
     #[test]
     fn valid_range_matches_brute_force() {
@@ -245,6 +456,27 @@ mod tests {
                             let expect: Vec<usize> = (lo..hi).collect();
                             assert_eq!(v, expect, "out={out} stride={stride} k={k} pad={pad} size={size}");
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn offset_range_matches_brute_force() {
+        for start in 0..12 {
+            for k in 1..6 {
+                for pad in 0..4 {
+                    for size in 1..7 {
+                        let v: Vec<usize> = (0..k)
+                            .filter(|&off| {
+                                let ix = (start + off) as isize - pad as isize;
+                                ix >= 0 && ix < size as isize
+                            })
+                            .collect();
+                        let (lo, hi) = offset_range(start, k, pad, size);
+                        let expect: Vec<usize> = (lo..hi).collect();
+                        assert_eq!(v, expect, "start={start} k={k} pad={pad} size={size}");
                     }
                 }
             }

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result, check_len};
 use crate::float::Float;
+use crate::simd::{Job, MAX_LANES, Vector, lanes, run};
 
 /// The reference's `1e-7` inside `log` in [`cross_entropy_error`].
 pub const CROSS_ENTROPY_DELTA: f64 = 1e-7;
@@ -80,8 +81,103 @@ fn check_rows(what: &'static str, x: usize, rows: usize, cols: usize) -> Result<
     check_len(what, n, x)
 }
 
+/// Row-wise softmax on the active ISA: vector max, `exp`, sum and scale per row.
+struct SoftmaxRows<'a, T> {
+    x: &'a [T],
+    y: &'a mut [T],
+    cols: usize,
+}
+
+/// NaN-propagating max of two scalars (the first NaN stays).
+#[inline(always)]
+fn max_nan1<T: Float>(a: T, b: T) -> T {
+    if a.is_nan() || !(b > a || b.is_nan()) { a } else { b }
+}
+
+impl<T: Float> Job<T> for SoftmaxRows<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let (cols, w) = (self.cols, V::LANES);
+        let body = cols - cols % w;
+        for (xr, yr) in self.x.chunks_exact(cols).zip(self.y.chunks_exact_mut(cols)) {
+            // Row maximum (NaN propagates).
+            let mut acc = V::splat(xr[0]);
+            let mut i = 0;
+            while i < body {
+                // SAFETY: i + LANES <= body <= cols = xr.len().
+                acc = acc.max_nan(unsafe { V::load(xr.as_ptr().add(i)) });
+                i += w;
+            }
+            let mut lane = [T::ZERO; MAX_LANES];
+            // SAFETY: `lane` holds MAX_LANES >= LANES elements.
+            unsafe { acc.store(lane.as_mut_ptr()) };
+            let m = lane[..w].iter().chain(&xr[body..]).fold(xr[0], |a, &b| max_nan1(a, b));
+            let mv = V::splat(m);
+            // e = exp(x - m), summed.
+            let mut sum = V::splat(T::ZERO);
+            let mut i = 0;
+            while i < body {
+                // SAFETY: i + LANES <= body <= cols = xr.len() = yr.len().
+                unsafe {
+                    let e = V::load(xr.as_ptr().add(i)).sub(mv).exp();
+                    e.store(yr.as_mut_ptr().add(i));
+                    sum = sum.add(e);
+                }
+                i += w;
+            }
+            let mut total = sum.reduce_sum();
+            let r = cols - body;
+            if r > 0 {
+                let mut t = [T::ZERO; MAX_LANES];
+                t[..r].copy_from_slice(&xr[body..]);
+                // SAFETY: `t` holds MAX_LANES >= LANES elements.
+                unsafe { V::load(t.as_ptr()).sub(mv).exp().store(t.as_mut_ptr()) };
+                yr[body..].copy_from_slice(&t[..r]);
+                total += t[..r].iter().copied().sum::<T>();
+            }
+            let inv = V::splat(T::ONE / total);
+            lanes::<V, 0, 1, 0>([], [yr], [], |[], [v]| ([v.mul(inv)], []));
+        }
+    }
+}
+
+/// `dx = (y - t) * k` over dense targets, on the active ISA.
+struct LossGrad<'a, T> {
+    y: &'a [T],
+    t: &'a [T],
+    dx: &'a mut [T],
+    k: T,
+}
+
+impl<T: Float> Job<T> for LossGrad<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let k = V::splat(self.k);
+        lanes::<V, 2, 0, 1>([self.y, self.t], [], [self.dx], |[y, t], []| ([], [y.sub(t).mul(k)]));
+    }
+}
+
+/// `dx = y * k`, then `dx[r, label_r] -= k`: the same gradient for index labels.
+struct ScaleRows<'a, T> {
+    y: &'a [T],
+    dx: &'a mut [T],
+    k: T,
+}
+
+impl<T: Float> Job<T> for ScaleRows<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let k = V::splat(self.k);
+        lanes::<V, 1, 0, 1>([self.y], [], [self.dx], |[y], []| ([], [y.mul(k)]));
+    }
+}
+
 /// Row-wise softmax of `(rows, cols)` scores, after subtracting each row's maximum (no
-/// overflow for large inputs). A 1-D vector is `rows = 1`.
+/// overflow for large inputs). A 1-D vector is `rows = 1`. NaN in a row makes the whole
+/// row NaN. `exp` is a polynomial accurate to a few ulp (the same on every ISA).
 ///
 /// # Errors
 /// [`Error::Length`]/[`Error::Shape`] when the slices disagree with `rows x cols`.
@@ -95,17 +191,7 @@ fn check_rows(what: &'static str, x: usize, rows: usize, cols: usize) -> Result<
 pub fn softmax<T: Float>(x: &[T], rows: usize, cols: usize, y: &mut [T]) -> Result<()> {
     check_rows("softmax input", x.len(), rows, cols)?;
     check_len("softmax output", x.len(), y.len())?;
-    for (xr, yr) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
-        let max = xr.iter().copied().fold(xr[0], |a, b| if b > a { b } else { a });
-        let mut sum = T::ZERO;
-        for (o, &v) in yr.iter_mut().zip(xr) {
-            *o = (v - max).exp();
-            sum += *o;
-        }
-        let inv = T::ONE / sum;
-        yr.iter_mut().for_each(|o| *o *= inv);
-    }
-    Ok(())
+    run(SoftmaxRows { x, y, cols })
 }
 
 /// `-sum(t * log(y + 1e-7)) / N` over `(rows, cols)` probabilities `y`.
@@ -175,10 +261,14 @@ pub fn loss_gradient<T: Float>(
     check_len("loss gradient dx", y.len(), dx.len())?;
     t.check(rows, cols)?;
     let k = scale / T::from_usize(rows);
-    for (r, (yr, dr)) in y.chunks_exact(cols).zip(dx.chunks_exact_mut(cols)).enumerate() {
-        for (c, (d, &v)) in dr.iter_mut().zip(yr).enumerate() {
-            *d = (v - t.at(r, c, cols)) * k;
+    match t {
+        Labels::OneHot(t) => run(LossGrad { y, t, dx, k }),
+        Labels::Index(ix) => {
+            run(ScaleRows { y, dx: &mut *dx, k })?;
+            for (r, &c) in ix.iter().enumerate() {
+                dx[r * cols + c] = (y[r * cols + c] - T::ONE) * k;
+            }
+            Ok(())
         }
     }
-    Ok(())
 }

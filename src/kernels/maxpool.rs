@@ -1,20 +1,163 @@
-//! Max-pooling on NCHW slices, remembering each window's arg-max.
+//! Max-pooling on NCHW slices.
 //!
 //! Padding counts as `-inf` and is never selected (every window holds at least one input
 //! pixel, see [`PoolGeometry`]). Ties go to the first maximum in window order `(ky, kx)`.
-//! **NaN policy**: NaN propagates; the first NaN in a window is its maximum and arg-max.
+//! **NaN policy** (every ISA): NaN propagates; the first NaN in a window is its maximum and
+//! arg-max.
+//!
+//! Two families:
+//! - the general kernels, [`maxpool_forward`] (any window, stride and padding; writes each
+//!   window's arg-max) and [`maxpool_backward`] (routes gradients through it, overlapping
+//!   windows adding up). The forward pass is vectorized across output columns for strides
+//!   1 and 2 where windows lie inside the row; the backward pass is a scatter.
+//! - the 2x2 stride-2 fast path, [`maxpool_2x2s2_forward`] and [`maxpool_2x2s2_backward`],
+//!   which stores no arg-max: backward recomputes it from the input and the pooled output
+//!   (the first pixel of the window equal to the maximum), giving exactly the general
+//!   path's gradient.
 
-use crate::error::{Result, check_len};
+use crate::error::{Error, Result, check_len};
 use crate::float::Float;
 use crate::kernels::geometry::PoolGeometry;
 use crate::kernels::par::{chunking, for_each_chunk1, for_each_chunk2};
+use crate::simd::{Isa, Job, MAX_LANES, Vector, active_isa, run_on};
+
+/// The maximum and arg-max of the window of output `(oy, ox)`, scalar.
+#[inline(always)]
+fn pool_one<T: Float>(g: &PoolGeometry, xp: &[T], oy: usize, ox: usize) -> (T, u32) {
+    let w = &g.window;
+    let (s, p) = (w.stride as isize, w.pad as isize);
+    let y0 = oy as isize * s - p;
+    let (ylo, yhi) = (
+        y0.max(0) as usize,
+        ((y0 + w.kh as isize).min(w.height as isize)) as usize,
+    );
+    let x0 = ox as isize * s - p;
+    let (xlo, xhi) = (
+        x0.max(0) as usize,
+        ((x0 + w.kw as isize).min(w.width as isize)) as usize,
+    );
+    let mut best_i = ylo * w.width + xlo;
+    let mut best = xp[best_i];
+    for iy in ylo..yhi {
+        for ix in xlo..xhi {
+            if best.is_nan() {
+                return (best, best_i as u32);
+            }
+            let i = iy * w.width + ix;
+            let v = xp[i];
+            if v > best || v.is_nan() {
+                best = v;
+                best_i = i;
+            }
+        }
+    }
+    (best, best_i as u32)
+}
+
+/// General forward over the planes of one chunk of images.
+struct PoolPlanes<'a, T> {
+    g: &'a PoolGeometry,
+    x: &'a [T],
+    out: &'a mut [T],
+    arg: &'a mut [u32],
+}
+
+impl<T: Float> Job<T> for PoolPlanes<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let w = &self.g.window;
+        let (plane, oplane) = (w.height * w.width, w.out_pixels());
+        // Arg-max indices ride in float lanes: exact while the plane index fits the mantissa.
+        let exact = (plane as f64) < if T::NAME == "f32" { 16_777_216.0 } else { 9.0e15 };
+        let vec_ok = exact && (w.stride == 1 || w.stride == 2) && V::LANES > 1;
+        let (s, p) = (w.stride, w.pad);
+        // Output columns whose window lies inside the row: x0 = ox*s - p >= 0, x0 + kw <= W.
+        let ox_lo = p.div_ceil(s).min(w.out_w);
+        let ox_hi = if w.width + p >= w.kw {
+            ((w.width + p - w.kw) / s + 1).min(w.out_w)
+        } else {
+            0
+        };
+        let lane_off = V::iota().mul(V::splat(T::from_usize(s)));
+        for ((xp, o), a) in self
+            .x
+            .chunks_exact(plane)
+            .zip(self.out.chunks_exact_mut(oplane))
+            .zip(self.arg.chunks_exact_mut(oplane))
+        {
+            for oy in 0..w.out_h {
+                let orow = oy * w.out_w;
+                let y0 = (oy * s) as isize - p as isize;
+                let (ylo, yhi) = (
+                    y0.max(0) as usize,
+                    ((y0 + w.kh as isize).min(w.height as isize)) as usize,
+                );
+                let mut ox = 0;
+                while ox < w.out_w {
+                    // A vector block of LANES outputs, all windows inside the row and, for
+                    // stride 2, the 2*LANES-element deinterleaving loads too.
+                    let fits = ox >= ox_lo
+                        && ox + V::LANES <= ox_hi
+                        && (s == 1 || ox * 2 + 2 * V::LANES + w.kw - 1 <= w.width + p);
+                    if !(vec_ok && fits) {
+                        let (v, i) = pool_one(self.g, xp, oy, ox);
+                        o[orow + ox] = v;
+                        a[orow + ox] = i;
+                        ox += 1;
+                        continue;
+                    }
+                    let mut best = V::splat(T::ZERO);
+                    let mut bi = V::splat(T::ZERO);
+                    let mut first = true;
+                    for iy in ylo..yhi {
+                        let row = &xp[iy * w.width..(iy + 1) * w.width];
+                        for kx in 0..w.kw {
+                            let c0 = ox * s + kx - p;
+                            let c = if s == 1 {
+                                debug_assert!(c0 + V::LANES <= row.len());
+                                // SAFETY: ox + LANES <= ox_hi, so c0 + LANES - 1 <= W - 1.
+                                unsafe { V::load(row.as_ptr().add(c0)) }
+                            } else {
+                                debug_assert!(c0 + 2 * V::LANES <= row.len());
+                                // SAFETY: the `fits` test gives 2*ox + 2*LANES + kw - 1 <= W + p,
+                                // so c0 + 2*LANES <= W: all 2*LANES elements are in the row.
+                                unsafe { V::load_deinterleave(row.as_ptr().add(c0)).0 }
+                            };
+                            let ci = V::splat(T::from_usize(iy * w.width + c0)).add(lane_off);
+                            if first {
+                                (best, bi, first) = (c, ci, false);
+                            } else {
+                                let take = best.takes_over(c);
+                                best = V::select(take, c, best);
+                                bi = V::select(take, ci, bi);
+                            }
+                        }
+                    }
+                    let mut idx = [T::ZERO; MAX_LANES];
+                    // SAFETY: ox + LANES <= out_w, so the row of `o` has LANES elements at
+                    // orow + ox; `idx` holds MAX_LANES >= LANES elements.
+                    unsafe {
+                        best.store(o[orow + ox..orow + ox + V::LANES].as_mut_ptr());
+                        bi.store(idx.as_mut_ptr());
+                    }
+                    for (d, &v) in a[orow + ox..orow + ox + V::LANES].iter_mut().zip(&idx) {
+                        *d = v.to_f64() as u32;
+                    }
+                    ox += V::LANES;
+                }
+            }
+        }
+    }
+}
 
 /// Max-pooling forward. `x` `(N, C, H, W)`; writes `out` `(N, C, OH, OW)` and `argmax`
 /// (same length as `out`): for each output, the index `iy*W + ix` of its maximum within
 /// its channel plane.
 ///
 /// # Errors
-/// [`crate::Error::Length`] when a slice's length disagrees with `g`.
+/// [`Error::Length`] when a slice's length disagrees with `g`; [`Error::Isa`] for an
+/// invalid ISA choice.
 ///
 /// # Example
 /// ```
@@ -29,66 +172,31 @@ pub fn maxpool_forward<T: Float>(g: &PoolGeometry, x: &[T], out: &mut [T], argma
     check_len("maxpool input x", w.input_len(), x.len())?;
     check_len("maxpool output", g.output_len(), out.len())?;
     check_len("maxpool argmax", g.output_len(), argmax.len())?;
+    let isa = active_isa()?;
     let (_, per) = chunking(w.batch);
     let (plane, oplane) = (w.height * w.width, w.out_pixels());
     let per_out = per * w.channels * oplane;
     for_each_chunk2(out, per_out, argmax, per_out, |ci, out_c, arg_c| {
         let x0 = ci * per * w.channels * plane;
-        for (pi, (o, a)) in out_c
-            .chunks_exact_mut(oplane)
-            .zip(arg_c.chunks_exact_mut(oplane))
-            .enumerate()
-        {
-            let xp = &x[x0 + pi * plane..x0 + (pi + 1) * plane];
-            pool_plane(g, xp, o, a);
-        }
+        let planes = out_c.len() / oplane;
+        let job = PoolPlanes {
+            g,
+            x: &x[x0..x0 + planes * plane],
+            out: out_c,
+            arg: arg_c,
+        };
+        run_on(isa, job);
     });
     Ok(())
 }
 
-/// Pools one `(H, W)` plane into `(OH, OW)`.
-fn pool_plane<T: Float>(g: &PoolGeometry, xp: &[T], out: &mut [T], arg: &mut [u32]) {
-    let w = &g.window;
-    let (s, p) = (w.stride as isize, w.pad as isize);
-    for oy in 0..w.out_h {
-        let y0 = oy as isize * s - p;
-        let (ylo, yhi) = (
-            y0.max(0) as usize,
-            ((y0 + w.kh as isize).min(w.height as isize)) as usize,
-        );
-        for ox in 0..w.out_w {
-            let x0 = ox as isize * s - p;
-            let (xlo, xhi) = (
-                x0.max(0) as usize,
-                ((x0 + w.kw as isize).min(w.width as isize)) as usize,
-            );
-            let mut best_i = ylo * w.width + xlo;
-            let mut best = xp[best_i];
-            'win: for iy in ylo..yhi {
-                for ix in xlo..xhi {
-                    if best.is_nan() {
-                        break 'win;
-                    }
-                    let i = iy * w.width + ix;
-                    let v = xp[i];
-                    if v > best || v.is_nan() {
-                        best = v;
-                        best_i = i;
-                    }
-                }
-            }
-            out[oy * w.out_w + ox] = best;
-            arg[oy * w.out_w + ox] = best_i as u32;
-        }
-    }
-}
-
 /// Max-pooling backward: `dx` `(N, C, H, W)` is overwritten with the sum, over the outputs
-/// whose arg-max is a pixel, of their `dout` (overlapping windows add up).
+/// whose arg-max is a pixel, of their `dout` (overlapping windows add up). A scatter: the
+/// same code on every ISA.
 ///
 /// # Errors
-/// [`crate::Error::Length`] when a slice's length disagrees with `g`, or
-/// [`crate::Error::Shape`] when an arg-max lies outside its plane.
+/// [`Error::Length`] when a slice's length disagrees with `g`, or [`Error::Shape`] when an
+/// arg-max lies outside its plane.
 pub fn maxpool_backward<T: Float>(g: &PoolGeometry, dout: &[T], argmax: &[u32], dx: &mut [T]) -> Result<()> {
     let w = &g.window;
     check_len("maxpool dout", g.output_len(), dout.len())?;
@@ -96,7 +204,7 @@ pub fn maxpool_backward<T: Float>(g: &PoolGeometry, dout: &[T], argmax: &[u32], 
     check_len("maxpool dx", w.input_len(), dx.len())?;
     let plane = w.height * w.width;
     if let Some(bad) = argmax.iter().find(|&&a| a as usize >= plane) {
-        return Err(crate::Error::Shape(format!(
+        return Err(Error::Shape(format!(
             "maxpool argmax {bad} is outside the {}x{} plane",
             w.height, w.width
         )));
@@ -112,6 +220,197 @@ pub fn maxpool_backward<T: Float>(g: &PoolGeometry, dout: &[T], argmax: &[u32], 
                 dxp[a as usize] += d;
             }
         }
+    });
+    Ok(())
+}
+
+fn check_2x2s2(g: &PoolGeometry) -> Result<()> {
+    let w = &g.window;
+    if (w.kh, w.kw, w.stride, w.pad) != (2, 2, 2, 0) {
+        return Err(Error::Geometry(format!(
+            "the 2x2 stride-2 fast path got a {}x{} window, stride {}, pad {}",
+            w.kh, w.kw, w.stride, w.pad
+        )));
+    }
+    Ok(())
+}
+
+/// 2x2 stride-2 forward over the planes of one chunk.
+struct Pool2x2<'a, T> {
+    g: &'a PoolGeometry,
+    x: &'a [T],
+    out: &'a mut [T],
+}
+
+impl<T: Float> Job<T> for Pool2x2<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let w = &self.g.window;
+        let (ww, plane, oplane) = (w.width, w.height * w.width, w.out_pixels());
+        for (xp, o) in self.x.chunks_exact(plane).zip(self.out.chunks_exact_mut(oplane)) {
+            for oy in 0..w.out_h {
+                let r0 = &xp[2 * oy * ww..(2 * oy + 1) * ww];
+                let r1 = &xp[(2 * oy + 1) * ww..(2 * oy + 2) * ww];
+                let orow = &mut o[oy * w.out_w..(oy + 1) * w.out_w];
+                let mut ox = 0;
+                while ox + V::LANES <= w.out_w && 2 * (ox + V::LANES) <= ww {
+                    // SAFETY: 2*(ox + LANES) <= W: both 2*LANES-element loads are in their
+                    // rows; ox + LANES <= OW: the store is in the output row.
+                    unsafe {
+                        let (a, b) = V::load_deinterleave(r0.as_ptr().add(2 * ox));
+                        let (c, d) = V::load_deinterleave(r1.as_ptr().add(2 * ox));
+                        a.max_nan(b).max_nan(c).max_nan(d).store(orow.as_mut_ptr().add(ox));
+                    }
+                    ox += V::LANES;
+                }
+                for (ox, ov) in orow.iter_mut().enumerate().skip(ox) {
+                    *ov = pool_one(self.g, xp, oy, ox).0;
+                }
+            }
+        }
+    }
+}
+
+/// 2x2 stride-2 max-pooling forward without arg-max: `out[n, c, oy, ox]` is the maximum of
+/// `x[n, c, 2oy..2oy+2, 2ox..2ox+2]` (NaN policy as the general kernel). An odd last row or
+/// column is dropped, as in the general kernel.
+///
+/// # Errors
+/// [`Error::Geometry`] unless `g` is 2x2, stride 2, pad 0; [`Error::Length`] when a slice
+/// disagrees with `g`; [`Error::Isa`].
+pub fn maxpool_2x2s2_forward<T: Float>(g: &PoolGeometry, x: &[T], out: &mut [T]) -> Result<()> {
+    check_2x2s2(g)?;
+    let w = &g.window;
+    check_len("maxpool input x", w.input_len(), x.len())?;
+    check_len("maxpool output", g.output_len(), out.len())?;
+    let isa = active_isa()?;
+    let (_, per) = chunking(w.batch);
+    let (plane, oplane) = (w.height * w.width, w.out_pixels());
+    for_each_chunk1(out, per * w.channels * oplane, |ci, out_c| {
+        let x0 = ci * per * w.channels * plane;
+        let planes = out_c.len() / oplane;
+        run_on(
+            isa,
+            Pool2x2 {
+                g,
+                x: &x[x0..x0 + planes * plane],
+                out: out_c,
+            },
+        );
+    });
+    Ok(())
+}
+
+/// 2x2 stride-2 backward over the planes of one chunk.
+struct Pool2x2Back<'a, T> {
+    g: &'a PoolGeometry,
+    x: &'a [T],
+    out: &'a [T],
+    dout: &'a [T],
+    dx: &'a mut [T],
+}
+
+/// Masks selecting, among four window positions in order, the first equal to `m` (or the
+/// first NaN when `m` is NaN), and the gradient each receives.
+#[inline(always)]
+fn route4<V: Vector>(m: V, d: V, c: [V; 4]) -> [V; 4] {
+    let zero = V::splat(<V::E as Float>::ZERO);
+    let m_nan = m.is_nan();
+    let mut taken = zero.gt(zero); // all false
+    c.map(|x| {
+        let hit = m.le(x).or(m_nan.and(x.is_nan()));
+        let sel = taken.andnot(hit);
+        taken = taken.or(hit);
+        V::select(sel, d, zero)
+    })
+}
+
+impl<T: Float> Job<T> for Pool2x2Back<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let w = &self.g.window;
+        let (ww, plane, oplane) = (w.width, w.height * w.width, w.out_pixels());
+        let planes = self
+            .x
+            .chunks_exact(plane)
+            .zip(self.out.chunks_exact(oplane))
+            .zip(self.dout.chunks_exact(oplane))
+            .zip(self.dx.chunks_exact_mut(plane));
+        for (((xp, op), dp), dxp) in planes {
+            for oy in 0..w.out_h {
+                let (r0, r1) = (2 * oy * ww, (2 * oy + 1) * ww);
+                let mut ox = 0;
+                while ox + V::LANES <= w.out_w && 2 * (ox + V::LANES) <= ww {
+                    // SAFETY: 2*(ox + LANES) <= W keeps both rows' 2*LANES-element loads and
+                    // stores inside rows 2oy and 2oy+1; ox + LANES <= OW keeps the output
+                    // loads inside the output row.
+                    unsafe {
+                        let (a, b) = V::load_deinterleave(xp.as_ptr().add(r0 + 2 * ox));
+                        let (c, d) = V::load_deinterleave(xp.as_ptr().add(r1 + 2 * ox));
+                        let m = V::load(op.as_ptr().add(oy * w.out_w + ox));
+                        let g = V::load(dp.as_ptr().add(oy * w.out_w + ox));
+                        let [ga, gb, gc, gd] = route4(m, g, [a, b, c, d]);
+                        V::store_interleave(dxp.as_mut_ptr().add(r0 + 2 * ox), ga, gb);
+                        V::store_interleave(dxp.as_mut_ptr().add(r1 + 2 * ox), gc, gd);
+                    }
+                    ox += V::LANES;
+                }
+                for ox in ox..w.out_w {
+                    let (m, g) = (op[oy * w.out_w + ox], dp[oy * w.out_w + ox]);
+                    let pos = [r0 + 2 * ox, r0 + 2 * ox + 1, r1 + 2 * ox, r1 + 2 * ox + 1];
+                    let mut taken = false;
+                    for i in pos {
+                        let v = xp[i];
+                        let hit = v == m || (m.is_nan() && v.is_nan());
+                        dxp[i] = if hit && !taken { g } else { T::ZERO };
+                        taken |= hit;
+                    }
+                }
+                if ww % 2 == 1 {
+                    dxp[r0 + ww - 1] = T::ZERO;
+                    dxp[r1 + ww - 1] = T::ZERO;
+                }
+            }
+            if w.height % 2 == 1 {
+                dxp[(w.height - 1) * ww..].fill(T::ZERO);
+            }
+        }
+    }
+}
+
+/// 2x2 stride-2 max-pooling backward from the forward's input `x` and output `out`:
+/// each `dout` goes to the first pixel of its window (in `(ky, kx)` order) equal to the
+/// pooled maximum, or the first NaN when the maximum is NaN; `dx` is overwritten (pixels
+/// in no window get 0). Equal to [`maxpool_backward`] with the general forward's arg-max.
+///
+/// # Errors
+/// [`Error::Geometry`] unless `g` is 2x2, stride 2, pad 0; [`Error::Length`] when a slice
+/// disagrees with `g`; [`Error::Isa`].
+pub fn maxpool_2x2s2_backward<T: Float>(g: &PoolGeometry, x: &[T], out: &[T], dout: &[T], dx: &mut [T]) -> Result<()> {
+    check_2x2s2(g)?;
+    let w = &g.window;
+    check_len("maxpool input x", w.input_len(), x.len())?;
+    check_len("maxpool output", g.output_len(), out.len())?;
+    check_len("maxpool dout", g.output_len(), dout.len())?;
+    check_len("maxpool dx", w.input_len(), dx.len())?;
+    let isa: Isa = active_isa()?;
+    let (_, per) = chunking(w.batch);
+    let (plane, oplane) = (w.height * w.width, w.out_pixels());
+    for_each_chunk1(dx, per * w.channels * plane, |ci, dx_c| {
+        let planes = dx_c.len() / plane;
+        let (x0, o0) = (ci * per * w.channels * plane, ci * per * w.channels * oplane);
+        run_on(
+            isa,
+            Pool2x2Back {
+                g,
+                x: &x[x0..x0 + planes * plane],
+                out: &out[o0..o0 + planes * oplane],
+                dout: &dout[o0..o0 + planes * oplane],
+                dx: dx_c,
+            },
+        );
     });
     Ok(())
 }

@@ -29,4 +29,4 @@ pub use im2col::{Col2ImMode, col2im_image, col2im_reference, im2col_image, im2co
 pub use loss::{
     CROSS_ENTROPY_DELTA, Labels, cross_entropy_error, loss_gradient, mean_squared_error, softmax, sum_squared_error,
 };
-pub use maxpool::{maxpool_backward, maxpool_forward};
+pub use maxpool::{maxpool_2x2s2_backward, maxpool_2x2s2_forward, maxpool_backward, maxpool_forward};

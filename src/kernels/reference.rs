@@ -89,12 +89,12 @@ pub fn conv2d_backward_naive<T: Float>(
     let (s, p) = (win.stride as isize, win.pad as isize);
     let mut i = 0;
     for n in 0..win.batch {
-        for f in 0..g.filters {
+        for (f, dbf) in db.iter_mut().enumerate() {
             for oy in 0..win.out_h {
                 for ox in 0..win.out_w {
                     let d = dout[i];
                     i += 1;
-                    db[f] += d;
+                    *dbf += d;
                     for c in 0..win.channels {
                         for ky in 0..win.kh {
                             for kx in 0..win.kw {

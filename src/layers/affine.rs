@@ -1,6 +1,6 @@
 //! The `Affine` layer.
 
-use super::{Layer, Mode, Shape, check_io, he_normal};
+use super::{Layer, Mode, ParamVisitor, Shape, check_io, he_normal};
 use crate::error::{Error, Result, check_len, checked_product};
 use crate::float::Float;
 use crate::kernels::{AffineShape, affine_backward, affine_forward};
@@ -101,7 +101,7 @@ impl<T: Float> Layer<T> for Affine<T> {
         vec![("W", &self.dw), ("b", &self.db)]
     }
 
-    fn visit_params(&mut self, f: &mut dyn FnMut(&'static str, &mut [T], &mut [T]) -> Result<()>) -> Result<()> {
+    fn visit_params(&mut self, f: &mut ParamVisitor<'_, T>) -> Result<()> {
         f("W", &mut self.w, &mut self.dw)?;
         f("b", &mut self.b, &mut self.db)
     }

@@ -1,6 +1,6 @@
 //! The `BatchNormalization` layer.
 
-use super::{Layer, Mode, Shape, check_io};
+use super::{Layer, Mode, ParamVisitor, Shape, check_io};
 use crate::error::{Error, Result, check_len};
 use crate::float::Float;
 use crate::kernels::{BatchNormShape, batchnorm_backward, batchnorm_forward_infer, batchnorm_forward_train};
@@ -186,7 +186,7 @@ impl<T: Float> Layer<T> for BatchNormalization<T> {
         vec![("gamma", &self.dgamma), ("beta", &self.dbeta)]
     }
 
-    fn visit_params(&mut self, f: &mut dyn FnMut(&'static str, &mut [T], &mut [T]) -> Result<()>) -> Result<()> {
+    fn visit_params(&mut self, f: &mut ParamVisitor<'_, T>) -> Result<()> {
         if self.frozen {
             return Ok(());
         }

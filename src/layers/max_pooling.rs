@@ -3,11 +3,14 @@
 use super::{Layer, Mode, Shape, check_io};
 use crate::error::{Error, Result, check_len};
 use crate::float::Float;
-use crate::kernels::{PoolGeometry, maxpool_backward, maxpool_forward};
+use crate::kernels::{PoolGeometry, maxpool_2x2s2_backward, maxpool_2x2s2_forward, maxpool_backward, maxpool_forward};
 
 /// `MaxPooling(pool_h, pool_w, stride=1, pad=0)`: per-channel max over each window
 /// (`-inf` padding, first maximum wins ties); backward routes each gradient to its window's
 /// arg-max, overlapping windows adding up.
+///
+/// 2x2 stride-2 unpadded pooling (DeepConvNet's and SimpleConvNet's) takes the fast path,
+/// which keeps no arg-max and recomputes it in backward from `x` and `out`.
 #[derive(Debug, Clone)]
 pub struct MaxPooling {
     pool: [usize; 2],
@@ -43,7 +46,13 @@ impl MaxPooling {
         }
     }
 
-    /// The arg-max of every output from the last forward (plane index `iy*W + ix`).
+    fn fast(g: &PoolGeometry) -> bool {
+        let w = &g.window;
+        (w.kh, w.kw, w.stride, w.pad) == (2, 2, 2, 0)
+    }
+
+    /// The arg-max of every output from the last forward (plane index `iy*W + ix`); empty
+    /// after a 2x2 stride-2 forward, which needs none.
     pub fn argmax(&self) -> &[u32] {
         &self.argmax
     }
@@ -61,8 +70,12 @@ impl<T: Float> Layer<T> for MaxPooling {
     fn forward(&mut self, x: &[T], shape: Shape, out: &mut [T], _mode: Mode) -> Result<()> {
         let g = self.geometry(shape)?;
         check_io("MaxPooling input x", x, shape, out, Shape::new(&g.output_shape())?)?;
-        self.argmax.resize(g.output_len(), 0);
         self.geom = Some(g);
+        if Self::fast(&g) {
+            self.argmax.clear();
+            return maxpool_2x2s2_forward(&g, x, out);
+        }
+        self.argmax.resize(g.output_len(), 0);
         maxpool_forward(&g, x, out, &mut self.argmax)
     }
 
@@ -73,6 +86,7 @@ impl<T: Float> Layer<T> for MaxPooling {
         check_len("MaxPooling input x", g.window.input_len(), x.len())?;
         check_len("MaxPooling output", g.output_len(), out.len())?;
         match dx {
+            Some(dx) if Self::fast(&g) => maxpool_2x2s2_backward(&g, x, out, dout, dx),
             Some(dx) => maxpool_backward(&g, dout, &self.argmax, dx),
             None => check_len("MaxPooling dout", g.output_len(), dout.len()),
         }

@@ -118,6 +118,9 @@ pub enum Mode {
     Infer,
 }
 
+/// The callback of [`Layer::visit_params`]: `(local name, value, gradient)`.
+pub type ParamVisitor<'a, T> = dyn FnMut(&'static str, &mut [T], &mut [T]) -> Result<()> + 'a;
+
 /// A layer with a forward and a backward pass.
 pub trait Layer<T: Float>: Send {
     /// The reference class name (`"Convolution"`, `"ReLU"`, ...).
@@ -142,7 +145,8 @@ pub trait Layer<T: Float>: Send {
     /// parameter gradients on the layer. `dout` is never modified.
     ///
     /// # Errors
-    /// [`Error::State`] before any forward; on a length mismatch.
+    /// [`Error::State`] before any forward for layers that cache state (stateless layers,
+    /// ReLU and LeakyReLU, only need `x`); on a length mismatch.
     fn backward(&mut self, x: &[T], out: &[T], dout: &[T], dx: Option<&mut [T]>) -> Result<()>;
 
     /// Parameters with their local names (`"W"`, `"b"`, `"gamma"`, `"beta"`).
@@ -161,7 +165,7 @@ pub trait Layer<T: Float>: Send {
     ///
     /// # Errors
     /// Whatever `f` returns.
-    fn visit_params(&mut self, f: &mut dyn FnMut(&'static str, &mut [T], &mut [T]) -> Result<()>) -> Result<()> {
+    fn visit_params(&mut self, f: &mut ParamVisitor<'_, T>) -> Result<()> {
         let _ = f;
         Ok(())
     }

@@ -5,5 +5,5 @@ mod sequential;
 mod simple_conv;
 
 pub use deep_conv::{DeepConvNetConfig, deep_conv_net};
-pub use sequential::{Sequential, argmax};
+pub use sequential::{NamedParamVisitor, Sequential, argmax};
 pub use simple_conv::{SimpleConvNetConfig, simple_conv_net};

@@ -7,6 +7,9 @@ use crate::kernels::Labels;
 use crate::layers::{Layer, Loss, Mode, Shape};
 use crate::optim::Optimizer;
 
+/// The callback of [`Sequential::visit_params`]: `(global name, value, gradient)`.
+pub type NamedParamVisitor<'a, T> = dyn FnMut(&str, &mut [T], &mut [T]) -> Result<()> + 'a;
+
 /// A stack of layers ending in a loss, with reference-style parameter names.
 ///
 /// Parameters are named by their layer-local name and a counter per name, in layer order:
@@ -151,7 +154,7 @@ impl<T: Float> Sequential<T> {
     ///
     /// # Errors
     /// Whatever `f` returns.
-    pub fn visit_params(&mut self, f: &mut dyn FnMut(&str, &mut [T], &mut [T]) -> Result<()>) -> Result<()> {
+    pub fn visit_params(&mut self, f: &mut NamedParamVisitor<'_, T>) -> Result<()> {
         let mut i = 0;
         let names = &self.names;
         for layer in &mut self.layers {

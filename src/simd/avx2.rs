@@ -49,9 +49,39 @@ macro_rules! avx2_vector {
                 }
             }
             #[inline(always)]
+            unsafe fn store_interleave(p: *mut $e, even: Self, odd: Self) {
+                // SAFETY: the caller guarantees `p..p+16` is writable; AVX2 is enabled.
+                unsafe {
+                    // Undo the quarter order: [e0 e1 e4 e5 | e2 e3 e6 e7], then unpack per half.
+                    let e = _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(even.0)));
+                    let o = _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(odd.0)));
+                    _mm256_storeu_ps(p, _mm256_unpacklo_ps(e, o));
+                    _mm256_storeu_ps(p.add(8), _mm256_unpackhi_ps(e, o));
+                }
+            }
+            #[inline(always)]
             fn splat(e: $e) -> Self {
                 // SAFETY: AVX is enabled by the trampoline this is inlined into.
                 unsafe { Self(_mm256_set1_ps(e)) }
+            }
+            #[inline(always)]
+            fn iota() -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)) }
+            }
+            #[inline(always)]
+            fn round(self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0)) }
+            }
+            #[inline(always)]
+            fn pow2i(self) -> Self {
+                // SAFETY: AVX2 is enabled (see the module docs). n + 127 lands in the
+                // exponent field after a 23-bit shift.
+                unsafe {
+                    let n = _mm256_cvtps_epi32(self.0);
+                    Self(_mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n, _mm256_set1_epi32(127)))))
+                }
             }
             #[inline(always)]
             fn add(self, o: Self) -> Self {
@@ -102,6 +132,11 @@ macro_rules! avx2_vector {
             fn or(self, o: Self) -> Self {
                 // SAFETY: AVX is enabled (see the module docs).
                 unsafe { Self(_mm256_or_ps(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn and(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_and_ps(self.0, o.0)) }
             }
             #[inline(always)]
             fn andnot(self, o: Self) -> Self {
@@ -157,9 +192,38 @@ macro_rules! avx2_vector {
                 }
             }
             #[inline(always)]
+            unsafe fn store_interleave(p: *mut $e, even: Self, odd: Self) {
+                // SAFETY: the caller guarantees `p..p+8` is writable; AVX2 is enabled.
+                unsafe {
+                    let e = _mm256_permute4x64_pd::<0xD8>(even.0);
+                    let o = _mm256_permute4x64_pd::<0xD8>(odd.0);
+                    _mm256_storeu_pd(p, _mm256_unpacklo_pd(e, o));
+                    _mm256_storeu_pd(p.add(4), _mm256_unpackhi_pd(e, o));
+                }
+            }
+            #[inline(always)]
             fn splat(e: $e) -> Self {
                 // SAFETY: AVX is enabled (see the module docs).
                 unsafe { Self(_mm256_set1_pd(e)) }
+            }
+            #[inline(always)]
+            fn iota() -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_setr_pd(0.0, 1.0, 2.0, 3.0)) }
+            }
+            #[inline(always)]
+            fn round(self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_round_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0)) }
+            }
+            #[inline(always)]
+            fn pow2i(self) -> Self {
+                // SAFETY: AVX2 is enabled (see the module docs). Adding 2^52 + 1023 puts
+                // n + 1023 in the low mantissa bits; a 52-bit shift moves it to the exponent.
+                unsafe {
+                    let t = _mm256_add_pd(self.0, _mm256_set1_pd(4503599627370496.0 + 1023.0));
+                    Self(_mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_castpd_si256(t))))
+                }
             }
             #[inline(always)]
             fn add(self, o: Self) -> Self {
@@ -210,6 +274,11 @@ macro_rules! avx2_vector {
             fn or(self, o: Self) -> Self {
                 // SAFETY: AVX is enabled (see the module docs).
                 unsafe { Self(_mm256_or_pd(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn and(self, o: Self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_and_pd(self.0, o.0)) }
             }
             #[inline(always)]
             fn andnot(self, o: Self) -> Self {

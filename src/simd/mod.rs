@@ -17,7 +17,7 @@ use crate::float::Float;
 mod lanes;
 mod scalar;
 mod vector;
-pub(crate) use lanes::lanes;
+pub(crate) use lanes::{MAX_LANES, lanes};
 pub(crate) use scalar::Scalar;
 pub(crate) use vector::{Job, Vector};
 

@@ -39,9 +39,33 @@ impl Vector for NeonF32 {
         }
     }
     #[inline(always)]
+    unsafe fn store_interleave(p: *mut f32, even: Self, odd: Self) {
+        // SAFETY: the caller guarantees `p..p+8` is writable; NEON is enabled.
+        unsafe { vst2q_f32(p, float32x4x2_t(even.0, odd.0)) }
+    }
+    #[inline(always)]
     fn splat(e: f32) -> Self {
         // SAFETY: NEON is enabled (see the module docs).
         unsafe { Self(vdupq_n_f32(e)) }
+    }
+    #[inline(always)]
+    fn iota() -> Self {
+        let l = [0.0f32, 1.0, 2.0, 3.0];
+        // SAFETY: `l` holds exactly 4 elements.
+        unsafe { Self::load(l.as_ptr()) }
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vrndnq_f32(self.0)) }
+    }
+    #[inline(always)]
+    fn pow2i(self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs). n + 127 shifted into the exponent.
+        unsafe {
+            let n = vcvtnq_s32_f32(self.0);
+            Self(vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(n, vdupq_n_s32(127)))))
+        }
     }
     #[inline(always)]
     fn add(self, o: Self) -> Self {
@@ -93,6 +117,16 @@ impl Vector for NeonF32 {
         // SAFETY: NEON is enabled (see the module docs).
         unsafe {
             Self(vreinterpretq_f32_u32(vorrq_u32(
+                vreinterpretq_u32_f32(self.0),
+                vreinterpretq_u32_f32(o.0),
+            )))
+        }
+    }
+    #[inline(always)]
+    fn and(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe {
+            Self(vreinterpretq_f32_u32(vandq_u32(
                 vreinterpretq_u32_f32(self.0),
                 vreinterpretq_u32_f32(o.0),
             )))
@@ -152,9 +186,36 @@ impl Vector for NeonF64 {
         }
     }
     #[inline(always)]
+    unsafe fn store_interleave(p: *mut f64, even: Self, odd: Self) {
+        // SAFETY: the caller guarantees `p..p+4` is writable; NEON is enabled.
+        unsafe { vst2q_f64(p, float64x2x2_t(even.0, odd.0)) }
+    }
+    #[inline(always)]
     fn splat(e: f64) -> Self {
         // SAFETY: NEON is enabled (see the module docs).
         unsafe { Self(vdupq_n_f64(e)) }
+    }
+    #[inline(always)]
+    fn iota() -> Self {
+        let l = [0.0f64, 1.0];
+        // SAFETY: `l` holds exactly 2 elements.
+        unsafe { Self::load(l.as_ptr()) }
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vrndnq_f64(self.0)) }
+    }
+    #[inline(always)]
+    fn pow2i(self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs). n + 1023 shifted into the exponent.
+        unsafe {
+            let n = vcvtnq_s64_f64(self.0);
+            Self(vreinterpretq_f64_s64(vshlq_n_s64::<52>(vaddq_s64(
+                n,
+                vdupq_n_s64(1023),
+            ))))
+        }
     }
     #[inline(always)]
     fn add(self, o: Self) -> Self {
@@ -209,6 +270,16 @@ impl Vector for NeonF64 {
         // SAFETY: NEON is enabled (see the module docs).
         unsafe {
             Self(vreinterpretq_f64_u64(vorrq_u64(
+                vreinterpretq_u64_f64(self.0),
+                vreinterpretq_u64_f64(o.0),
+            )))
+        }
+    }
+    #[inline(always)]
+    fn and(self, o: Self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe {
+            Self(vreinterpretq_f64_u64(vandq_u64(
                 vreinterpretq_u64_f64(self.0),
                 vreinterpretq_u64_f64(o.0),
             )))

@@ -32,8 +32,28 @@ impl<T: Float> Vector for Scalar<T> {
         unsafe { (Scalar(*p), Scalar(*p.add(1))) }
     }
     #[inline(always)]
+    unsafe fn store_interleave(p: *mut T, even: Self, odd: Self) {
+        // SAFETY: the caller guarantees `p..p+2` is writable.
+        unsafe {
+            *p = even.0;
+            *p.add(1) = odd.0;
+        }
+    }
+    #[inline(always)]
     fn splat(e: T) -> Self {
         Scalar(e)
+    }
+    #[inline(always)]
+    fn iota() -> Self {
+        Scalar(T::ZERO)
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        Scalar(T::from_f64(self.0.to_f64().round_ties_even()))
+    }
+    #[inline(always)]
+    fn pow2i(self) -> Self {
+        Scalar(T::from_f64(2f64.powi(self.0.to_f64() as i32)))
     }
     #[inline(always)]
     fn add(self, o: Self) -> Self {
@@ -74,6 +94,10 @@ impl<T: Float> Vector for Scalar<T> {
     #[inline(always)]
     fn or(self, o: Self) -> Self {
         mask(self.0 != T::ZERO || o.0 != T::ZERO)
+    }
+    #[inline(always)]
+    fn and(self, o: Self) -> Self {
+        mask(self.0 != T::ZERO && o.0 != T::ZERO)
     }
     #[inline(always)]
     fn andnot(self, o: Self) -> Self {

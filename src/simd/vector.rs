@@ -30,8 +30,21 @@ pub trait Vector: Copy {
     /// # Safety
     /// `p..p+2*LANES` must be readable.
     unsafe fn load_deinterleave(p: *const Self::E) -> (Self, Self);
+    /// Stores `even` and `odd` interleaved to `2*LANES` elements at `p`:
+    /// `p[2i] = even[i]`, `p[2i+1] = odd[i]` (the inverse of `load_deinterleave`).
+    ///
+    /// # Safety
+    /// `p..p+2*LANES` must be writable.
+    unsafe fn store_interleave(p: *mut Self::E, even: Self, odd: Self);
     /// Every lane `e`.
     fn splat(e: Self::E) -> Self;
+    /// Lane `i` holds `i` (0, 1, 2, ...).
+    fn iota() -> Self;
+    /// Rounds to the nearest integer, ties to even.
+    fn round(self) -> Self;
+    /// `2^self` for lanes holding integers in the normal exponent range
+    /// (`-126..=127` for f32, `-1022..=1023` for f64); other lanes are unspecified.
+    fn pow2i(self) -> Self;
     /// Lane-wise `self + o`.
     fn add(self, o: Self) -> Self;
     /// Lane-wise `self - o`.
@@ -52,6 +65,8 @@ pub trait Vector: Copy {
     fn is_nan(self) -> Self;
     /// Lane-wise bitwise or of masks.
     fn or(self, o: Self) -> Self;
+    /// Lane-wise bitwise and of masks.
+    fn and(self, o: Self) -> Self;
     /// Lane-wise `!self & o` of masks.
     fn andnot(self, o: Self) -> Self;
     /// `mask ? a : b`, lane-wise.
@@ -67,6 +82,40 @@ pub trait Vector: Copy {
     #[inline(always)]
     fn takes_over(self, o: Self) -> Self {
         o.gt(self).or(self.is_nan().andnot(o.is_nan()))
+    }
+    /// `e^self`, to within a few ulp: range reduction `x = n*ln2 + r`, `|r| <= ln2/2`,
+    /// a Taylor polynomial for `e^r` (degree 7 for f32, 13 for f64), times `2^n`.
+    /// Inputs below the smallest normal result's logarithm give exactly 0; NaN propagates;
+    /// inputs must be `<= 0` or small (softmax's case: `x - max`).
+    #[inline(always)]
+    fn exp(self) -> Self {
+        let f32ish = <Self::E as Float>::NAME == "f32";
+        let lo = Self::splat(<Self::E as Float>::from_f64(if f32ish { -87.0 } else { -708.0 }));
+        let under = lo.gt(self);
+        let x = Self::select(under, lo, self);
+        let n = x
+            .mul(Self::splat(<Self::E as Float>::from_f64(std::f64::consts::LOG2_E)))
+            .round();
+        // Cody-Waite split of ln 2 so that n*ln2_hi is exact.
+        let (hi, lo2) = if f32ish {
+            (0.693_359_375, -2.121_944_4e-4)
+        } else {
+            (0.693_147_180_369_123_8, 1.908_214_929_270_587_7e-10)
+        };
+        let r = x
+            .sub(n.mul(Self::splat(<Self::E as Float>::from_f64(hi))))
+            .sub(n.mul(Self::splat(<Self::E as Float>::from_f64(lo2))));
+        let degree = if f32ish { 7 } else { 13 };
+        // Horner on sum r^k / k!.
+        let mut inv_fact = [1.0f64; 14];
+        for k in 1..14 {
+            inv_fact[k] = inv_fact[k - 1] / k as f64;
+        }
+        let mut p = Self::splat(<Self::E as Float>::from_f64(inv_fact[degree]));
+        for k in (0..degree).rev() {
+            p = p.mul_add(r, Self::splat(<Self::E as Float>::from_f64(inv_fact[k])));
+        }
+        Self::select(under, Self::splat(<Self::E as Float>::ZERO), p.mul(n.pow2i()))
     }
     /// Max under the NaN policy, `self` winning ties: `select(takes_over, o, self)`.
     #[inline(always)]
