@@ -10,8 +10,10 @@ use crate::float::Float;
 use crate::kernels::activation::{Epilogue, apply_bias_epilogue};
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
 use crate::kernels::geometry::ConvGeometry;
+use crate::kernels::geometry::PoolGeometry;
 use crate::kernels::im2col::{col2im_image, im2col_image};
-use crate::kernels::par::{chunking, for_each_chunk1, for_each_chunk2};
+use crate::kernels::maxpool::pool_planes;
+use crate::kernels::par::{chunking, for_each_chunk1, for_each_chunk2, for_each_chunk3};
 
 /// True when the convolution needs no im2col (1x1 window, stride 1, no padding).
 fn is_pointwise(g: &ConvGeometry) -> bool {
@@ -213,5 +215,88 @@ pub fn conv2d_backward<T: Float>(
             *a += *v;
         }
     }
+    Ok(())
+}
+
+/// Scratch elements [`conv2d_relu_pool_forward`] needs: per chunk, one column matrix and
+/// one image's convolution output.
+pub fn conv2d_relu_pool_forward_scratch_len(g: &ConvGeometry) -> usize {
+    chunking(g.window.batch).0 * (g.window.col_len() + g.out_image_len())
+}
+
+/// Fused convolution -> ReLU -> max-pooling forward, image by image while the convolution
+/// output is in cache: `z = W * im2col(x[n])` (no bias yet), pooled with `pool` (whose
+/// input is `z`'s shape `(N, FN, OH, OW)`), then `out = relu(pooled + b)`. Valid because
+/// adding a per-channel constant and ReLU both commute with max. `argmax` receives each
+/// pooled output's arg-max in its `(OH, OW)` plane, as [`crate::kernels::maxpool_forward`].
+///
+/// # Errors
+/// [`Error::Shape`] when `pool`'s input is not the convolution's output shape;
+/// [`Error::Length`] when a slice disagrees with the geometries; [`Error::Isa`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_relu_pool_forward<T: Float>(
+    g: &ConvGeometry,
+    pool: &PoolGeometry,
+    x: &[T],
+    w: &[T],
+    b: &[T],
+    out: &mut [T],
+    argmax: &mut [u32],
+    scratch: &mut [T],
+) -> Result<()> {
+    let win = &g.window;
+    let pw = &pool.window;
+    if [pw.batch, pw.channels, pw.height, pw.width] != g.output_shape() {
+        return Err(Error::Shape(format!(
+            "fused conv-relu-pool: pooling input ({}, {}, {}, {}) is not the convolution output {:?}",
+            pw.batch,
+            pw.channels,
+            pw.height,
+            pw.width,
+            g.output_shape()
+        )));
+    }
+    check_len("conv input x", win.input_len(), x.len())?;
+    check_len("conv weights W (FN*C*FH*FW)", g.weight_len(), w.len())?;
+    check_len("conv bias b (FN)", g.filters, b.len())?;
+    check_len("fused conv-relu-pool output", pool.output_len(), out.len())?;
+    check_len("fused conv-relu-pool argmax", pool.output_len(), argmax.len())?;
+    let need = conv2d_relu_pool_forward_scratch_len(g);
+    check_scratch("fused conv-relu-pool scratch", need, scratch.len())?;
+    let isa = crate::simd::active_isa()?;
+    let (chunks, per) = chunking(win.batch);
+    let (k, p, img, zlen) = (win.col_rows(), win.out_pixels(), win.image_len(), g.out_image_len());
+    let pimg = g.filters * pw.out_pixels();
+    let pointwise = is_pointwise(g);
+    let wmat = MatRef::row_major(w, g.filters, k);
+    let per_chunk = win.col_len() + zlen;
+    let scratch = &mut scratch[..chunks * per_chunk];
+    for_each_chunk3(
+        scratch,
+        per_chunk,
+        out,
+        per * pimg,
+        argmax,
+        per * pimg,
+        |ci, ws, out_c, arg_c| {
+            let (col, z) = ws.split_at_mut(win.col_len());
+            let images = out_c.len() / pimg;
+            for j in 0..images {
+                let n = ci * per + j;
+                let x_n = &x[n * img..(n + 1) * img];
+                let colm = if pointwise {
+                    MatRef::row_major(x_n, k, p)
+                } else {
+                    im2col_image(win, x_n, col).expect("lengths checked above");
+                    MatRef::row_major(&*col, k, p)
+                };
+                gemm(T::ONE, wmat, colm, T::ZERO, MatMut::row_major(z, g.filters, p)).expect("shapes checked");
+                let o_n = &mut out_c[j * pimg..(j + 1) * pimg];
+                let a_n = &mut arg_c[j * pimg..(j + 1) * pimg];
+                pool_planes(isa, pool, z, o_n, a_n);
+                apply_bias_epilogue(isa, o_n, b, pw.out_pixels(), Epilogue::Relu);
+            }
+        },
+    );
     Ok(())
 }

@@ -151,6 +151,12 @@ impl<T: Float> Job<T> for PoolPlanes<'_, T> {
     }
 }
 
+/// Pools whole planes of `x` (each `H x W` of `g`) into `out`/`argmax` on `isa`; the
+/// number of planes is `out.len() / (OH*OW)`. Lengths are the caller's to check.
+pub(crate) fn pool_planes<T: Float>(isa: Isa, g: &PoolGeometry, x: &[T], out: &mut [T], argmax: &mut [u32]) {
+    run_on(isa, PoolPlanes { g, x, out, arg: argmax });
+}
+
 /// Max-pooling forward. `x` `(N, C, H, W)`; writes `out` `(N, C, OH, OW)` and `argmax`
 /// (same length as `out`): for each output, the index `iy*W + ix` of its maximum within
 /// its channel plane.
@@ -179,13 +185,7 @@ pub fn maxpool_forward<T: Float>(g: &PoolGeometry, x: &[T], out: &mut [T], argma
     for_each_chunk2(out, per_out, argmax, per_out, |ci, out_c, arg_c| {
         let x0 = ci * per * w.channels * plane;
         let planes = out_c.len() / oplane;
-        let job = PoolPlanes {
-            g,
-            x: &x[x0..x0 + planes * plane],
-            out: out_c,
-            arg: arg_c,
-        };
-        run_on(isa, job);
+        pool_planes(isa, g, &x[x0..x0 + planes * plane], out_c, arg_c);
     });
     Ok(())
 }

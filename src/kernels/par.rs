@@ -44,6 +44,36 @@ pub(crate) fn for_each_chunk2<A: Send, B: Send>(
     }
 }
 
+/// Like [`for_each_chunk2`] with three chunked slices.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn for_each_chunk3<A: Send, B: Send, C: Send>(
+    a: &mut [A],
+    a_chunk: usize,
+    b: &mut [B],
+    b_chunk: usize,
+    c: &mut [C],
+    c_chunk: usize,
+    f: impl Fn(usize, &mut [A], &mut [B], &mut [C]) + Sync + Send,
+) {
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        a.par_chunks_mut(a_chunk.max(1))
+            .zip(b.par_chunks_mut(b_chunk.max(1)))
+            .zip(c.par_chunks_mut(c_chunk.max(1)))
+            .enumerate()
+            .for_each(|(i, ((x, y), z))| f(i, x, y, z));
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        a.chunks_mut(a_chunk.max(1))
+            .zip(b.chunks_mut(b_chunk.max(1)))
+            .zip(c.chunks_mut(c_chunk.max(1)))
+            .enumerate()
+            .for_each(|(i, ((x, y), z))| f(i, x, y, z));
+    }
+}
+
 /// Runs `f(i, a_i)` for every chunk of `a_chunk` elements of `a`, in parallel when the
 /// `rayon` feature is on.
 pub(crate) fn for_each_chunk1<A: Send>(a: &mut [A], a_chunk: usize, f: impl Fn(usize, &mut [A]) + Sync + Send) {

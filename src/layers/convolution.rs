@@ -86,6 +86,11 @@ impl<T: Float> Convolution<T> {
         self
     }
 
+    /// `(stride, pad)`.
+    pub fn stride_pad(&self) -> (usize, usize) {
+        (self.stride, self.pad)
+    }
+
     /// `(FN, C, FH, FW)`.
     pub fn weight_shape(&self) -> [usize; 4] {
         self.w_shape
@@ -121,7 +126,10 @@ impl<T: Float> Convolution<T> {
 
 impl<T: Float> Layer<T> for Convolution<T> {
     fn name(&self) -> &'static str {
-        "Convolution"
+        match self.epilogue {
+            Epilogue::None => "Convolution",
+            Epilogue::Relu => "ConvReLU",
+        }
     }
 
     fn output_shape(&self, input: Shape) -> Result<Shape> {

@@ -11,6 +11,7 @@
 
 mod affine;
 mod batch_norm;
+mod conv_relu_pool;
 mod convolution;
 mod dropout;
 mod leaky_relu;
@@ -21,6 +22,7 @@ mod softmax_with_loss;
 
 pub use affine::Affine;
 pub use batch_norm::BatchNormalization;
+pub use conv_relu_pool::ConvReLUPool;
 pub use convolution::Convolution;
 pub use dropout::Dropout;
 pub use leaky_relu::LeakyReLU;
