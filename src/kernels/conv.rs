@@ -145,6 +145,8 @@ pub fn conv2d_backward<T: Float>(
     }
     let need = conv2d_backward_scratch_len(g);
     check_scratch("conv backward scratch", need, scratch.len())?;
+    // The per-image im2col/col2im below dispatch on the ISA: surface a bad choice here.
+    crate::simd::active_isa()?;
     let (chunks, per) = chunking(win.batch);
     let pointwise = is_pointwise(g);
     let (k, p, img, oimg, fnum) = (
