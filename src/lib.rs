@@ -36,6 +36,7 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod float;

@@ -266,7 +266,7 @@ fn min_side(k: usize, pad: usize) -> usize {
 /// (and the window fits). Never empty for `stride >= 2`.
 fn non_dividing_sides(k: usize, stride: usize, pad: usize) -> Vec<usize> {
     (min_side(k, pad)..=12)
-        .filter(|&s| (s + 2 * pad - k) % stride != 0)
+        .filter(|&s| !(s + 2 * pad - k).is_multiple_of(stride))
         .collect()
 }
 

@@ -172,6 +172,17 @@ impl<T: Float> Layer<T> for BatchNormalization<T> {
         )
     }
 
+    fn buffers(&self) -> Vec<(&'static str, &[T])> {
+        vec![("running_mean", &self.running_mean), ("running_var", &self.running_var)]
+    }
+
+    fn buffers_mut(&mut self) -> Vec<(&'static str, &mut [T])> {
+        vec![
+            ("running_mean", &mut self.running_mean),
+            ("running_var", &mut self.running_var),
+        ]
+    }
+
     fn params(&self) -> Vec<(&'static str, &[T])> {
         if self.frozen {
             return Vec::new();

@@ -65,6 +65,12 @@ impl<T: Float> Layer<T> for Dropout<T> {
         "Dropout"
     }
 
+    fn freeze_randomness(&mut self, frozen: bool) {
+        // The mask of the last training forward becomes the fixed one; an input of
+        // another length is then an error until unfrozen.
+        self.fixed = frozen && !self.mask.is_empty();
+    }
+
     fn output_shape(&self, input: Shape) -> Result<Shape> {
         Ok(input)
     }
@@ -74,7 +80,9 @@ impl<T: Float> Layer<T> for Dropout<T> {
         self.last = Some((x.len(), mode));
         match mode {
             Mode::Train => {
-                if self.fixed {
+                if self.fixed && self.mask.len() == x.len() {
+                    // Reuse the fixed mask.
+                } else if self.fixed {
                     check_len("Dropout fixed mask", x.len(), self.mask.len())?;
                 } else {
                     self.mask.resize(x.len(), T::ZERO);

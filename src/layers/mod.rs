@@ -161,6 +161,24 @@ pub trait Layer<T: Float>: Send {
         Vec::new()
     }
 
+    /// Freezes (or unfreezes) the layer's randomness: a frozen dropout layer reuses its last
+    /// mask instead of drawing a new one, so repeated forwards compute one function (for
+    /// gradient checks). A no-op for deterministic layers.
+    fn freeze_randomness(&mut self, frozen: bool) {
+        let _ = frozen;
+    }
+
+    /// Non-trainable state that a checkpoint must keep (batch norm's running statistics),
+    /// with local names.
+    fn buffers(&self) -> Vec<(&'static str, &[T])> {
+        Vec::new()
+    }
+
+    /// Mutable access to [`Layer::buffers`], in the same order.
+    fn buffers_mut(&mut self) -> Vec<(&'static str, &mut [T])> {
+        Vec::new()
+    }
+
     /// Calls `f(name, value, grad)` for every trainable parameter (the gradient is mutable
     /// so that a model can add weight decay to it), in the order of
     /// [`Layer::params`]; stops at the first error.

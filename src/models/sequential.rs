@@ -43,6 +43,8 @@ pub struct Sequential<T: Float> {
     weight_decay: T,
     /// Global parameter names, flat, in visit order.
     names: Vec<String>,
+    /// Global buffer names, flat, in layer order.
+    buffer_names: Vec<String>,
     /// `acts[i]` is the output of layer `i`.
     acts: Vec<Vec<T>>,
     /// `grads[i]` is the gradient with respect to `acts[i]`; `dx[i]` w.r.t. layer i's input.
@@ -60,6 +62,7 @@ impl<T: Float> Sequential<T> {
             loss,
             weight_decay: T::ZERO,
             names: Vec::new(),
+            buffer_names: Vec::new(),
             acts: Vec::new(),
             grads: Vec::new(),
             shapes: Vec::new(),
@@ -91,11 +94,11 @@ impl<T: Float> Sequential<T> {
         Ok(self)
     }
 
-    fn rename(&mut self) {
+    /// Global names `{local}{k}` for a sequence of local names, `k` counting per name.
+    fn number(locals: impl Iterator<Item = &'static str>) -> Vec<String> {
         let mut counters: Vec<(&'static str, usize)> = Vec::new();
-        let mut names = Vec::new();
-        for layer in &self.layers {
-            for (local, _) in layer.params() {
+        locals
+            .map(|local| {
                 let k = match counters.iter_mut().find(|(n, _)| *n == local) {
                     Some((_, c)) => {
                         *c += 1;
@@ -106,10 +109,52 @@ impl<T: Float> Sequential<T> {
                         1
                     }
                 };
-                names.push(format!("{local}{k}"));
+                format!("{local}{k}")
+            })
+            .collect()
+    }
+
+    fn rename(&mut self) {
+        self.names = Self::number(self.layers.iter().flat_map(|l| l.params().into_iter().map(|(n, _)| n)));
+        self.buffer_names = Self::number(self.layers.iter().flat_map(|l| l.buffers().into_iter().map(|(n, _)| n)));
+    }
+
+    /// Non-trainable state (batch norm running statistics: `running_mean1`, `running_var1`,
+    /// ...) with global names.
+    pub fn buffers(&self) -> Vec<(&str, &[T])> {
+        let values = self.layers.iter().flat_map(|l| l.buffers().into_iter().map(|(_, v)| v));
+        self.buffer_names.iter().map(String::as_str).zip(values).collect()
+    }
+
+    /// Overwrites the buffer `name` (see [`Sequential::buffers`]).
+    ///
+    /// # Errors
+    /// [`Error::UnknownParameter`] for an unknown name, [`Error::Length`] for a length
+    /// mismatch.
+    pub fn set_buffer(&mut self, name: &str, values: &[T]) -> Result<()> {
+        let Some(i) = self.buffer_names.iter().position(|n| n == name) else {
+            return Err(Error::UnknownParameter(name.to_owned()));
+        };
+        let mut k = 0;
+        for layer in &mut self.layers {
+            for (_, buf) in layer.buffers_mut() {
+                if k == i {
+                    check_len("buffer values", buf.len(), values.len())?;
+                    buf.copy_from_slice(values);
+                    return Ok(());
+                }
+                k += 1;
             }
         }
-        self.names = names;
+        Err(Error::UnknownParameter(name.to_owned()))
+    }
+
+    /// Freezes every layer's randomness (dropout reuses its last mask); see
+    /// [`Layer::freeze_randomness`].
+    pub fn freeze_randomness(&mut self, frozen: bool) {
+        for l in &mut self.layers {
+            l.freeze_randomness(frozen);
+        }
     }
 
     /// The layers, in order.

@@ -54,4 +54,8 @@ impl<T: Float> Optimizer<T> for Adadelta<T> {
     fn state(&self) -> Vec<(String, &[T])> {
         self.hr.export(["h", "r"])
     }
+
+    fn set_state(&mut self, key: &str, values: &[T]) -> Result<()> {
+        self.hr.import(["h", "r"], key, values)
+    }
 }

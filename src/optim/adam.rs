@@ -36,11 +36,6 @@ impl<T: Float> Adam<T> {
             mv: SlotMap::new(),
         })
     }
-
-    /// Restores the step count (from a checkpoint).
-    pub fn set_step_count(&mut self, t: u64) {
-        self.t = t;
-    }
 }
 
 impl<T: Float> Optimizer<T> for Adam<T> {
@@ -77,7 +72,15 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         self.mv.export(["m", "v"])
     }
 
+    fn set_state(&mut self, key: &str, values: &[T]) -> Result<()> {
+        self.mv.import(["m", "v"], key, values)
+    }
+
     fn step_count(&self) -> u64 {
         self.t
+    }
+
+    fn set_step_count(&mut self, t: u64) {
+        self.t = t;
     }
 }

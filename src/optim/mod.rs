@@ -62,9 +62,20 @@ pub trait Optimizer<T: Float>: Send {
     /// name, for checkpoints.
     fn state(&self) -> Vec<(String, &[T])>;
 
+    /// Restores one state buffer exported by [`Optimizer::state`] (e.g. `"m/W1"`).
+    ///
+    /// # Errors
+    /// [`Error::UnknownParameter`] for a key this optimizer does not keep.
+    fn set_state(&mut self, key: &str, values: &[T]) -> Result<()>;
+
     /// Scalar state (Adam's step count), for checkpoints.
     fn step_count(&self) -> u64 {
         0
+    }
+
+    /// Restores the scalar state (a no-op for optimizers without one).
+    fn set_step_count(&mut self, t: u64) {
+        let _ = t;
     }
 }
 
@@ -120,6 +131,30 @@ impl<T: Float, const K: usize> SlotMap<T, K> {
             )));
         }
         Ok(s)
+    }
+
+    /// Restores the buffer `"{label}/{name}"`.
+    pub(crate) fn import(&mut self, labels: [&str; K], key: &str, values: &[T]) -> Result<()> {
+        let (label, name) = key
+            .split_once('/')
+            .ok_or_else(|| Error::UnknownParameter(key.to_owned()))?;
+        let k = labels
+            .iter()
+            .position(|l| *l == label)
+            .ok_or_else(|| Error::UnknownParameter(key.to_owned()))?;
+        let bufs = self
+            .slots
+            .entry(name.to_owned())
+            .or_insert_with(|| std::array::from_fn(|_| vec![T::ZERO; values.len()]));
+        if bufs.iter().any(|b| b.len() != values.len()) {
+            return Err(Error::Shape(format!(
+                "optimizer state {key:?} has {} elements, the parameter's other state {}",
+                values.len(),
+                bufs[0].len()
+            )));
+        }
+        bufs[k].copy_from_slice(values);
+        Ok(())
     }
 
     /// Every buffer, labelled `"{label}/{name}"`, sorted.

@@ -56,4 +56,8 @@ impl<T: Float> Optimizer<T> for RMSProp<T> {
     fn state(&self) -> Vec<(String, &[T])> {
         self.h.export(["h"])
     }
+
+    fn set_state(&mut self, key: &str, values: &[T]) -> Result<()> {
+        self.h.import(["h"], key, values)
+    }
 }

@@ -49,4 +49,8 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
     fn state(&self) -> Vec<(String, &[T])> {
         Vec::new()
     }
+
+    fn set_state(&mut self, key: &str, _values: &[T]) -> Result<()> {
+        Err(crate::Error::UnknownParameter(key.to_owned()))
+    }
 }

@@ -15,9 +15,11 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 
 mod lanes;
+mod peak;
 mod scalar;
 mod vector;
 pub(crate) use lanes::{MAX_LANES, lanes};
+pub use peak::fma_peak_gflops;
 pub(crate) use scalar::Scalar;
 pub(crate) use vector::{Job, Vector};
 

@@ -1,0 +1,157 @@
+//! Checkpoints in the safetensors format: every parameter, batch norm's running statistics,
+//! the optimizer's state and string metadata (model, epoch, optimizer, ...), written
+//! atomically (a temporary file in the same directory, then a rename).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::{Error, Result};
+
+/// A set of named f32 tensors with string metadata.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checkpoint {
+    /// Free-form metadata (`model`, `epoch`, `optimizer`, ...).
+    pub meta: BTreeMap<String, String>,
+    /// Tensors by name: shape and row-major values.
+    pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+fn data_err(path: &Path, message: impl Into<String>) -> Error {
+    Error::Data {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+impl Checkpoint {
+    /// Adds a tensor.
+    pub fn insert(&mut self, name: impl Into<String>, shape: Vec<usize>, values: Vec<f32>) {
+        self.tensors.insert(name.into(), (shape, values));
+    }
+
+    /// The values of tensor `name`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownParameter`] when it is missing.
+    pub fn get(&self, name: &str) -> Result<&[f32]> {
+        self.tensors
+            .get(name)
+            .map(|(_, v)| v.as_slice())
+            .ok_or_else(|| Error::UnknownParameter(name.to_owned()))
+    }
+
+    /// Metadata entry `key`.
+    ///
+    /// # Errors
+    /// [`Error::State`] when it is missing.
+    pub fn meta(&self, key: &str) -> Result<&str> {
+        self.meta
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| Error::State(format!("checkpoint has no {key:?} metadata")))
+    }
+
+    /// Serializes to safetensors bytes.
+    ///
+    /// # Errors
+    /// [`Error::Data`] when a tensor's shape disagrees with its length.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .tensors
+            .iter()
+            .map(|(n, (s, v))| (n.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+            .collect();
+        let views = bytes
+            .iter()
+            .map(|(n, s, b)| {
+                TensorView::new(Dtype::F32, s.clone(), b)
+                    .map(|v| (n.as_str(), v))
+                    .map_err(|e| Error::Shape(format!("checkpoint tensor {n}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let meta: HashMap<String, String> = self.meta.clone().into_iter().collect();
+        safetensors::serialize(views, Some(meta)).map_err(|e| Error::State(format!("serializing a checkpoint: {e}")))
+    }
+
+    /// Parses safetensors bytes (`path` names errors). Only f32 tensors are accepted; every
+    /// offset and size is validated against the buffer before any tensor is copied.
+    ///
+    /// # Errors
+    /// [`Error::Data`] naming `path` for a truncated or corrupt file or another dtype.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let (_, metadata) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| data_err(path, format!("not a valid checkpoint (safetensors header): {e}")))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| data_err(path, format!("corrupt checkpoint: {e}")))?;
+        let mut ck = Checkpoint {
+            meta: metadata.metadata().clone().unwrap_or_default().into_iter().collect(),
+            tensors: BTreeMap::new(),
+        };
+        for (name, view) in st.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(data_err(
+                    path,
+                    format!("tensor {name} is {:?}, expected F32", view.dtype()),
+                ));
+            }
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            ck.tensors.insert(name, (view.shape().to_vec(), values));
+        }
+        Ok(ck)
+    }
+
+    /// Writes the checkpoint atomically: to `path.tmp` in the same directory, flushed to
+    /// disk, then renamed over `path`. A crash leaves either the old file or the new one.
+    ///
+    /// # Errors
+    /// [`Error::Data`] naming the file on an I/O failure.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes()?;
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            data_err(path, format!("cannot write checkpoint: {e}"))
+        })
+    }
+
+    /// Reads a checkpoint file.
+    ///
+    /// # Errors
+    /// [`Error::Data`] naming the file when it cannot be read or is not a valid checkpoint.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| data_err(path, format!("cannot read: {e}")))?;
+        Self::from_bytes(&bytes, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_bytes() {
+        let mut ck = Checkpoint::default();
+        ck.meta.insert("model".into(), "deep-conv".into());
+        ck.insert("W1", vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, -6.5]);
+        ck.insert("b1", vec![2], vec![0.25, f32::MIN_POSITIVE]);
+        let bytes = ck.to_bytes().unwrap();
+        let back = Checkpoint::from_bytes(&bytes, Path::new("mem")).unwrap();
+        assert_eq!(back, ck);
+        let cut = Checkpoint::from_bytes(&bytes[..bytes.len() - 3], Path::new("cut.safetensors"));
+        assert!(matches!(cut, Err(Error::Data { ref path, .. }) if path == "cut.safetensors"));
+    }
+}
