@@ -49,3 +49,99 @@ pub fn max_relative_error<T: Float>(analytic: &[T], numeric: &[T]) -> f64 {
         })
         .fold(0.0, f64::max)
 }
+
+/// A tolerance `|analytic - numeric| <= abs + rel * |numeric|`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    /// Absolute part.
+    pub abs: f64,
+    /// Relative part (times `|numeric|`).
+    pub rel: f64,
+}
+
+impl Tolerance {
+    /// The crate's tolerance for f64 gradient checks: `1e-6 + 1e-4 * |numeric|`.
+    pub const F64: Tolerance = Tolerance { abs: 1e-6, rel: 1e-4 };
+
+    /// Whether `analytic` is within the tolerance of `numeric`.
+    pub fn accepts(&self, analytic: f64, numeric: f64) -> bool {
+        (analytic - numeric).abs() <= self.abs + self.rel * numeric.abs()
+    }
+}
+
+/// The verdict on one element of a gradient check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ElementCheck {
+    /// The analytic gradient matches the central difference.
+    Pass {
+        /// The central difference.
+        numeric: f64,
+    },
+    /// A kink (a ReLU crossing zero, a pooling tie changing winner) lies within `h` of the
+    /// point and explains the mismatch: see [`check_element`].
+    Kink {
+        /// The central difference.
+        numeric: f64,
+        /// The largest second difference of the four half-step slopes.
+        nonlinearity: f64,
+    },
+    /// The analytic gradient is wrong: it misses the central difference and the function
+    /// is smooth around the point.
+    Fail {
+        /// The central difference.
+        numeric: f64,
+    },
+}
+
+/// Checks `analytic`, the claimed `d f / d w[i]`, against the central difference with
+/// `h = 1e-4` (as [`numerical_gradient`]); `w[i]` is restored exactly.
+///
+/// On a mismatch it tells a kink from a wrong gradient: it takes the slopes `s1..s4` of
+/// `f` over the four half-steps of `[w - h, w + h]`. For a smooth `f` they change
+/// linearly, so their second differences are `O(h^2)` times the third derivative, far
+/// below any tolerance; a kink in one half-step bends them by a fraction of the slope
+/// change `c`, while it moves the central difference by at most `c/2`. A mismatch is a
+/// kink when `max |s(k-1) - 2 s(k) + s(k+1)| >= |analytic - numeric| / 2` (true for a
+/// single kink anywhere in the interval), else a failure.
+///
+/// # Example
+/// ```
+/// use scratchnet::gradcheck::{check_element, ElementCheck, Tolerance};
+/// // |w| has a kink at 0: at w = 5e-5 the central difference is 0.5, the true slope 1.
+/// let mut w = [5e-5f64];
+/// let r = check_element(|w: &[f64]| w[0].abs(), &mut w, 0, 1.0, Tolerance::F64);
+/// assert!(matches!(r, ElementCheck::Kink { .. }));
+/// // A wrong gradient of a smooth function is a failure.
+/// let mut w = [0.3f64];
+/// let r = check_element(|w: &[f64]| w[0] * w[0], &mut w, 0, 0.61, Tolerance::F64);
+/// assert!(matches!(r, ElementCheck::Fail { .. }));
+/// ```
+pub fn check_element<T: Float, F: FnMut(&[T]) -> T>(
+    mut f: F,
+    w: &mut [T],
+    i: usize,
+    analytic: f64,
+    tol: Tolerance,
+) -> ElementCheck {
+    let h = NUMERICAL_GRADIENT_H;
+    let orig = w[i];
+    let mut at = |delta: f64, w: &mut [T]| {
+        w[i] = orig + T::from_f64(delta);
+        let v = f(w).to_f64();
+        w[i] = orig;
+        v
+    };
+    let (fp, fm) = (at(h, w), at(-h, w));
+    let numeric = (fp - fm) / (2.0 * h);
+    if tol.accepts(analytic, numeric) {
+        return ElementCheck::Pass { numeric };
+    }
+    let (fhp, fhm, f0) = (at(h / 2.0, w), at(-h / 2.0, w), at(0.0, w));
+    let s = [fhm - fm, f0 - fhm, fhp - f0, fp - fhp].map(|d| d / (h / 2.0));
+    let nonlinearity = (s[0] - 2.0 * s[1] + s[2]).abs().max((s[1] - 2.0 * s[2] + s[3]).abs());
+    if nonlinearity >= 0.5 * (analytic - numeric).abs() {
+        ElementCheck::Kink { numeric, nonlinearity }
+    } else {
+        ElementCheck::Fail { numeric }
+    }
+}

@@ -1,0 +1,214 @@
+//! Whole-model gradient checks (f64) against numerical_gradient, and the models'
+//! reference wiring (names, shapes, weight decay in loss and gradient alike).
+//!
+//! Tolerance: `|analytic - numeric| <= 1e-6 + 1e-4*|numeric|` per checked element. Inside
+//! a whole network a central difference can straddle a ReLU or pooling kink; such elements
+//! are recognised by `check_element` (the half-step slopes bend) and excluded, and each
+//! test asserts that they stay a small minority, so the check keeps its teeth.
+
+use rand::{RngExt, SeedableRng};
+use scratchnet::gradcheck::{ElementCheck, Tolerance, check_element};
+use scratchnet::kernels::Labels;
+use scratchnet::layers::{Mode, Shape};
+use scratchnet::models::{DeepConvNetConfig, Sequential, SimpleConvNetConfig, deep_conv_net, simple_conv_net};
+
+/// Checks `samples` elements (all, for small parameters) of every parameter; returns
+/// (checked, kinks) and fails on any wrong element.
+fn check_model(
+    net: &mut Sequential<f64>,
+    x: &[f64],
+    shape: Shape,
+    labels: &[usize],
+    samples: usize,
+    seed: u64,
+) -> (usize, usize) {
+    net.loss(x, shape, Labels::Index(labels), Mode::Train).unwrap();
+    net.freeze_randomness(true);
+    net.gradient(x, shape, Labels::Index(labels)).unwrap();
+    let grads: Vec<(String, Vec<f64>)> = net
+        .grads()
+        .into_iter()
+        .map(|(n, g)| (n.to_string(), g.to_vec()))
+        .collect();
+    let params: Vec<Vec<f64>> = net.params().into_iter().map(|(_, v)| v.to_vec()).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut checked, mut kinks) = (0, 0);
+    for ((name, g), p) in grads.iter().zip(&params) {
+        let picks: Vec<usize> = if p.len() <= samples {
+            (0..p.len()).collect()
+        } else {
+            (0..samples).map(|_| rng.random_range(0..p.len())).collect()
+        };
+        let mut w = p.clone();
+        for &i in &picks {
+            let r = check_element(
+                |w: &[f64]| {
+                    net.set_param(name, w).unwrap();
+                    net.loss(x, shape, Labels::Index(labels), Mode::Train).unwrap()
+                },
+                &mut w,
+                i,
+                g[i],
+                Tolerance::F64,
+            );
+            checked += 1;
+            match r {
+                ElementCheck::Pass { .. } => {}
+                ElementCheck::Kink { .. } => kinks += 1,
+                ElementCheck::Fail { numeric } => {
+                    panic!("{name}[{i}]: analytic {} vs numeric {numeric}", g[i])
+                }
+            }
+        }
+        net.set_param(name, p).unwrap();
+    }
+    (checked, kinks)
+}
+
+fn batch(n: usize, side: usize, classes: usize, seed: u64) -> (Vec<f64>, Vec<usize>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let x = (0..n * side * side).map(|_| rng.random::<f64>()).collect();
+    let labels = (0..n).map(|_| rng.random_range(0..classes)).collect();
+    (x, labels)
+}
+
+#[test]
+fn deep_conv_net_grad_whole_model() {
+    let cfg = DeepConvNetConfig {
+        input_dim: [1, 12, 12],
+        seed: 0,
+        ..DeepConvNetConfig::default()
+    };
+    for fused in [true, false] {
+        let mut net = deep_conv_net::<f64>(&DeepConvNetConfig { fused, ..cfg.clone() }).unwrap();
+        let (x, labels) = batch(2, 12, 10, 0);
+        let shape = Shape::new(&[2, 1, 12, 12]).unwrap();
+        let (checked, kinks) = check_model(&mut net, &x, shape, &labels, 30, 1);
+        assert!(checked >= 400, "checked only {checked}");
+        assert!(kinks * 10 <= checked, "{kinks} of {checked} elements at kinks");
+    }
+}
+
+#[test]
+fn simple_conv_net_grad_whole_model_with_weight_decay() {
+    let cfg = SimpleConvNetConfig {
+        input_dim: [1, 10, 10],
+        filter_num: 4,
+        filter_size: 3,
+        hidden_size: 8,
+        output_size: 5,
+        weight_decay_lambda: 0.5, // large, so a missing or inconsistent decay term shows
+        ..SimpleConvNetConfig::default()
+    };
+    let mut net = simple_conv_net::<f64>(&cfg).unwrap();
+    let (x, labels) = batch(3, 10, 5, 3);
+    let shape = Shape::new(&[3, 1, 10, 10]).unwrap();
+    let (checked, kinks) = check_model(&mut net, &x, shape, &labels, 10_000, 2);
+    let total: usize = net.params().iter().map(|(_, v)| v.len()).sum();
+    assert_eq!(checked, total, "every element is checked");
+    assert!(kinks * 20 <= checked, "{kinks} of {checked} elements at kinks");
+}
+
+/// The loss adds 0.5*lambda*sum(W^2) over W1, W2 and W3 (all weight matrices, unlike the
+/// reference's loss), biases and batch-norm parameters excluded.
+#[test]
+fn simple_conv_net_decay_covers_every_weight_matrix() {
+    let base = SimpleConvNetConfig {
+        input_dim: [1, 10, 10],
+        filter_num: 2,
+        filter_size: 3,
+        hidden_size: 4,
+        output_size: 3,
+        dropout_ratio: 0.0,
+        ..SimpleConvNetConfig::default()
+    };
+    let (x, labels) = batch(2, 10, 3, 9);
+    let shape = Shape::new(&[2, 1, 10, 10]).unwrap();
+    let lambda = 0.25;
+    let mut plain = simple_conv_net::<f64>(&SimpleConvNetConfig {
+        weight_decay_lambda: 0.0,
+        ..base.clone()
+    })
+    .unwrap();
+    let mut decayed = simple_conv_net::<f64>(&SimpleConvNetConfig {
+        weight_decay_lambda: lambda,
+        ..base
+    })
+    .unwrap();
+    let l0 = plain.loss(&x, shape, Labels::Index(&labels), Mode::Infer).unwrap();
+    let l1 = decayed.loss(&x, shape, Labels::Index(&labels), Mode::Infer).unwrap();
+    let sq: f64 = decayed
+        .params()
+        .iter()
+        .filter(|(n, _)| matches!(*n, "W1" | "W2" | "W3"))
+        .map(|(_, w)| w.iter().map(|v| v * v).sum::<f64>())
+        .sum();
+    assert!(
+        (l1 - l0 - 0.5 * lambda * sq).abs() <= 1e-12 * l1.abs().max(1.0),
+        "{l1} - {l0} vs {}",
+        0.5 * lambda * sq
+    );
+}
+
+#[test]
+fn reference_parameter_names_and_shapes() {
+    let net = deep_conv_net::<f32>(&DeepConvNetConfig::default()).unwrap();
+    let names: Vec<&str> = net.params().iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        [
+            "W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4", "W5", "b5", "W6", "b6", "W7", "b7", "W8", "b8"
+        ]
+    );
+    let lens: Vec<usize> = net.params().iter().map(|(_, v)| v.len()).collect();
+    assert_eq!(
+        lens,
+        [
+            144,
+            16,
+            2304,
+            16,
+            4608,
+            32,
+            9216,
+            32,
+            18432,
+            64,
+            36864,
+            64,
+            64 * 4 * 4 * 50,
+            50,
+            500,
+            10
+        ]
+    );
+    // He initialisation: std = sqrt(2 / fan_in), checked on the largest tensor.
+    let w6 = net.params()[10].1;
+    let var = w6.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / w6.len() as f64;
+    let expect = 2.0 / (64.0 * 9.0);
+    assert!(
+        (var / expect - 1.0).abs() < 0.05,
+        "W6 variance {var}, expected {expect}"
+    );
+    assert!(net.params()[11].1.iter().all(|&b| b == 0.0));
+}
+
+/// Accuracy counts every sample: 250 samples in batches of 100 evaluate all 250.
+#[test]
+fn accuracy_counts_the_final_partial_batch() {
+    let mut net = deep_conv_net::<f32>(&DeepConvNetConfig::default()).unwrap();
+    let (x, _) = batch(250, 28, 10, 5);
+    let x: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    // Label every sample with the network's own prediction, then break the last one.
+    let mut labels = Vec::new();
+    for start in (0..250).step_by(100) {
+        let n = 100.min(250 - start);
+        let s = Shape::new(&[n, 1, 28, 28]).unwrap();
+        let scores = net.predict(&x[start * 784..(start + n) * 784], s).unwrap().to_vec();
+        labels.extend(scores.chunks(10).map(scratchnet::models::argmax));
+    }
+    assert_eq!(net.accuracy(&x, &[1, 28, 28], &labels, 100).unwrap(), 1.0);
+    labels[249] = (labels[249] + 1) % 10;
+    let acc = net.accuracy(&x, &[1, 28, 28], &labels, 100).unwrap();
+    assert_eq!(acc, 249.0 / 250.0);
+}
