@@ -383,7 +383,9 @@ impl<T: Float> Job<T> for Pool2x2Back<'_, T> {
 /// 2x2 stride-2 max-pooling backward from the forward's input `x` and output `out`:
 /// each `dout` goes to the first pixel of its window (in `(ky, kx)` order) equal to the
 /// pooled maximum, or the first NaN when the maximum is NaN; `dx` is overwritten (pixels
-/// in no window get 0). Equal to [`maxpool_backward`] with the general forward's arg-max.
+/// in no window get 0). Equal as numbers to [`maxpool_backward`] with the general
+/// forward's arg-max (a `-0.0` gradient keeps its sign here, where the general path's sum
+/// into zeros gives `+0.0`).
 ///
 /// # Errors
 /// [`Error::Geometry`] unless `g` is 2x2, stride 2, pad 0; [`Error::Length`] when a slice
