@@ -36,6 +36,7 @@ pub struct NpyArray {
 /// [`Error::Data`] for a malformed header, a Fortran-ordered, pickled, structured or
 /// non-numeric array, or data shorter or longer than the header claims.
 pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
+    precheck_header(bytes, path)?;
     let npy = NpyFile::new(bytes).map_err(|e| data_err(path, format!("not a valid .npy file: {e}")))?;
     if npy.order() == Order::Fortran {
         return Err(data_err(
@@ -139,6 +140,38 @@ fn remaining_after_header(bytes: &[u8], path: &Path) -> Result<usize> {
         .ok_or_else(|| data_err(path, "truncated header"))
 }
 
+/// Checks what npyz trusts blindly: that the header fits in the file (it allocates the
+/// header's claimed length before reading it) and that the product of the dimensions fits
+/// in `u64` (it multiplies them unchecked, a panic in debug builds).
+fn precheck_header(bytes: &[u8], path: &Path) -> Result<()> {
+    if !bytes.starts_with(b"\x93NUMPY") {
+        return Ok(()); // npyz reports the bad magic number
+    }
+    remaining_after_header(bytes, path)?;
+    let start = if bytes[6] == 1 { 10 } else { 12 };
+    let end = header_total(bytes).unwrap_or(start).max(start);
+    let text = String::from_utf8_lossy(&bytes[start..end]);
+    let dims = text.split_once("'shape'").and_then(|(_, r)| {
+        let (inner, _) = r.split_once('(')?.1.split_once(')')?;
+        inner
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u64>().ok())
+            .collect::<Option<Vec<u64>>>()
+    });
+    if let Some(dims) = dims
+        && dims
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .is_none()
+    {
+        return Err(data_err(path, format!("shape {dims:?} overflows")));
+    }
+    Ok(())
+}
+
 /// Reads a numeric `.npy` file.
 ///
 /// # Errors
@@ -207,6 +240,9 @@ impl Dataset {
             [m] => {
                 if lab.values.iter().any(|v| *v < 0.0 || v.fract() != 0.0) {
                     return Err(data_err(labels, "class indices must be non-negative integers"));
+                }
+                if let Some(v) = lab.values.iter().find(|v| **v >= usize::MAX as f64) {
+                    return Err(data_err(labels, format!("class index {v} is too large")));
                 }
                 let l: Vec<usize> = lab.values.iter().map(|&v| v as usize).collect();
                 let classes = l.iter().max().map_or(0, |m| m + 1);
