@@ -46,9 +46,21 @@ impl<T: Float> Job<T> for BiasEpilogue<'_, T> {
         for (row, &bias) in self.out.chunks_exact_mut(self.p.max(1)).zip(self.b) {
             let bv = V::splat(bias);
             if self.relu {
-                lanes::<V, 0, 1, 0>([], [row], [], |[], [v]| ([relu_v(v.add(bv))], []));
+                lanes::<V, 0, 1, 0>(
+                    [],
+                    [row],
+                    [],
+                    #[inline(always)]
+                    |[], [v]| ([relu_v(v.add(bv))], []),
+                );
             } else {
-                lanes::<V, 0, 1, 0>([], [row], [], |[], [v]| ([v.add(bv)], []));
+                lanes::<V, 0, 1, 0>(
+                    [],
+                    [row],
+                    [],
+                    #[inline(always)]
+                    |[], [v]| ([v.add(bv)], []),
+                );
             }
         }
     }
@@ -108,7 +120,13 @@ impl<T: Float, F: LaneFn1<T>> Job<T> for Map1<'_, T, F> {
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let f = self.f;
-        lanes::<V, 1, 0, 1>([self.x], [], [self.out], |[x], []| ([], [f.call(x)]));
+        lanes::<V, 1, 0, 1>(
+            [self.x],
+            [],
+            [self.out],
+            #[inline(always)]
+            |[x], []| ([], [f.call(x)]),
+        );
     }
 }
 
@@ -117,7 +135,13 @@ impl<T: Float, F: LaneFn2<T>> Job<T> for Map2<'_, T, F> {
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let f = self.f;
-        lanes::<V, 2, 0, 1>([self.x, self.d], [], [self.out], |[x, d], []| ([], [f.call(x, d)]));
+        lanes::<V, 2, 0, 1>(
+            [self.x, self.d],
+            [],
+            [self.out],
+            #[inline(always)]
+            |[x, d], []| ([], [f.call(x, d)]),
+        );
     }
 }
 

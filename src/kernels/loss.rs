@@ -137,7 +137,13 @@ impl<T: Float> Job<T> for SoftmaxRows<'_, T> {
                 total += t[..r].iter().copied().sum::<T>();
             }
             let inv = V::splat(T::ONE / total);
-            lanes::<V, 0, 1, 0>([], [yr], [], |[], [v]| ([v.mul(inv)], []));
+            lanes::<V, 0, 1, 0>(
+                [],
+                [yr],
+                [],
+                #[inline(always)]
+                |[], [v]| ([v.mul(inv)], []),
+            );
         }
     }
 }
@@ -155,7 +161,13 @@ impl<T: Float> Job<T> for LossGrad<'_, T> {
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let k = V::splat(self.k);
-        lanes::<V, 2, 0, 1>([self.y, self.t], [], [self.dx], |[y, t], []| ([], [y.sub(t).mul(k)]));
+        lanes::<V, 2, 0, 1>(
+            [self.y, self.t],
+            [],
+            [self.dx],
+            #[inline(always)]
+            |[y, t], []| ([], [y.sub(t).mul(k)]),
+        );
     }
 }
 
@@ -171,7 +183,13 @@ impl<T: Float> Job<T> for ScaleRows<'_, T> {
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let k = V::splat(self.k);
-        lanes::<V, 1, 0, 1>([self.y], [], [self.dx], |[y], []| ([], [y.mul(k)]));
+        lanes::<V, 1, 0, 1>(
+            [self.y],
+            [],
+            [self.dx],
+            #[inline(always)]
+            |[y], []| ([], [y.mul(k)]),
+        );
     }
 }
 

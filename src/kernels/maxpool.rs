@@ -19,7 +19,7 @@ use crate::error::{Error, Result, check_len};
 use crate::float::Float;
 use crate::kernels::geometry::PoolGeometry;
 use crate::kernels::par::{chunking, for_each_chunk1, for_each_chunk2};
-use crate::simd::{Isa, Job, MAX_LANES, Vector, active_isa, run_on};
+use crate::simd::{Isa, Job, MAX_LANES, Scalar, Vector, active_isa, run_on};
 
 /// The maximum and arg-max of the window of output `(oy, ox)`, scalar.
 #[inline(always)]
@@ -62,16 +62,76 @@ struct PoolPlanes<'a, T> {
     arg: &'a mut [u32],
 }
 
+/// One vector block: outputs `ox..ox+LANES` of output row `oy` (all windows inside the row,
+/// and for stride 2 every `2*LANES`-element load too; the caller checked).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn pool_block<V: Vector>(
+    g: &PoolGeometry,
+    xp: &[V::E],
+    o: &mut [V::E],
+    a: &mut [u32],
+    oy: usize,
+    ox: usize,
+    ylo: usize,
+    yhi: usize,
+) {
+    let w = &g.window;
+    let (s, p) = (w.stride, w.pad);
+    let zero = <V::E as Float>::ZERO;
+    let lane_off = V::iota().mul(V::splat(<V::E as Float>::from_usize(s)));
+    let mut best = V::splat(zero);
+    let mut bi = V::splat(zero);
+    let mut first = true;
+    for iy in ylo..yhi {
+        let row = &xp[iy * w.width..(iy + 1) * w.width];
+        for kx in 0..w.kw {
+            let c0 = ox * s + kx - p;
+            let c = if s == 1 {
+                assert!(c0 + V::LANES <= row.len());
+                // SAFETY: asserted just above: LANES elements from c0 are in the row.
+                unsafe { V::load(row.as_ptr().add(c0)) }
+            } else {
+                // Elements c0, c0+2, ...: the odd half of a load from c0-1 (whose reach ends
+                // at the last element needed), or the even half of one from 0.
+                let base = c0.saturating_sub(1);
+                assert!(base + 2 * V::LANES <= row.len());
+                // SAFETY: asserted just above: 2*LANES elements from `base` are in the row.
+                let (even, odd) = unsafe { V::load_deinterleave(row.as_ptr().add(base)) };
+                if c0 > 0 { odd } else { even }
+            };
+            let ci = V::splat(<V::E as Float>::from_usize(iy * w.width + c0)).add(lane_off);
+            if first {
+                (best, bi, first) = (c, ci, false);
+            } else {
+                let take = best.takes_over(c);
+                best = V::select(take, c, best);
+                bi = V::select(take, ci, bi);
+            }
+        }
+    }
+    let orow = oy * w.out_w;
+    let dst = &mut o[orow + ox..orow + ox + V::LANES];
+    let mut idx = [zero; MAX_LANES];
+    // SAFETY: `dst` has exactly LANES elements; `idx` holds MAX_LANES >= LANES.
+    unsafe {
+        best.store(dst.as_mut_ptr());
+        bi.store(idx.as_mut_ptr());
+    }
+    for (d, &v) in a[orow + ox..orow + ox + V::LANES].iter_mut().zip(&idx) {
+        *d = v.to_f64() as u32;
+    }
+}
+
 impl<T: Float> Job<T> for PoolPlanes<'_, T> {
     type Out = ();
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let w = &self.g.window;
         let (plane, oplane) = (w.height * w.width, w.out_pixels());
+        let (s, p, lanes) = (w.stride, w.pad, V::LANES);
         // Arg-max indices ride in float lanes: exact while the plane index fits the mantissa.
         let exact = (plane as f64) < if T::NAME == "f32" { 16_777_216.0 } else { 9.0e15 };
-        let vec_ok = exact && (w.stride == 1 || w.stride == 2) && V::LANES > 1;
-        let (s, p) = (w.stride, w.pad);
         // Output columns whose window lies inside the row: x0 = ox*s - p >= 0, x0 + kw <= W.
         let ox_lo = p.div_ceil(s).min(w.out_w);
         let ox_hi = if w.width + p >= w.kw {
@@ -79,13 +139,41 @@ impl<T: Float> Job<T> for PoolPlanes<'_, T> {
         } else {
             0
         };
-        let lane_off = V::iota().mul(V::splat(T::from_usize(s)));
+        // The last block start whose loads stay inside the row.
+        let max_start = |l: usize| match s {
+            1 => ox_hi.checked_sub(l),
+            2 if 2 * l <= w.width => ox_hi.checked_sub(l),
+            _ => None,
+        };
+        // Vector-covered outputs [vs, ve); blocks may overlap at the end (idempotent).
+        // Rows too short for a vector run the same block code one lane wide.
+        let wide = matches!(max_start(lanes), Some(ms) if exact && ms >= ox_lo);
+        let (vs, ve) = match max_start(if wide { lanes } else { 1 }) {
+            Some(ms) if ms >= ox_lo => (ox_lo, ms + if wide { lanes } else { 1 }),
+            _ => (0, 0),
+        };
+        let two_by_two = exact && (w.kh, w.kw, s, p) == (2, 2, 2, 0);
         for ((xp, o), a) in self
             .x
             .chunks_exact(plane)
             .zip(self.out.chunks_exact_mut(oplane))
             .zip(self.arg.chunks_exact_mut(oplane))
         {
+            if two_by_two {
+                // DeepConvNet's pooling: a dedicated row kernel.
+                for oy in 0..w.out_h {
+                    let (orow, arow) = (
+                        &mut o[oy * w.out_w..(oy + 1) * w.out_w],
+                        &mut a[oy * w.out_w..(oy + 1) * w.out_w],
+                    );
+                    if w.out_w >= lanes {
+                        pool2x2_argmax_row::<V>(xp, w.width, oy, orow, arow);
+                    } else {
+                        pool2x2_argmax_row::<Scalar<T>>(xp, w.width, oy, orow, arow);
+                    }
+                }
+                continue;
+            }
             for oy in 0..w.out_h {
                 let orow = oy * w.out_w;
                 let y0 = (oy * s) as isize - p as isize;
@@ -93,61 +181,67 @@ impl<T: Float> Job<T> for PoolPlanes<'_, T> {
                     y0.max(0) as usize,
                     ((y0 + w.kh as isize).min(w.height as isize)) as usize,
                 );
-                let mut ox = 0;
-                while ox < w.out_w {
-                    // A vector block of LANES outputs, all windows inside the row and, for
-                    // stride 2, the 2*LANES-element deinterleaving loads too.
-                    let fits = ox >= ox_lo
-                        && ox + V::LANES <= ox_hi
-                        && (s == 1 || ox * 2 + 2 * V::LANES + w.kw - 1 <= w.width + p);
-                    if !(vec_ok && fits) {
-                        let (v, i) = pool_one(self.g, xp, oy, ox);
-                        o[orow + ox] = v;
-                        a[orow + ox] = i;
-                        ox += 1;
-                        continue;
+                for ox in (0..vs).chain(ve.max(vs)..w.out_w) {
+                    let (v, i) = pool_one(self.g, xp, oy, ox);
+                    o[orow + ox] = v;
+                    a[orow + ox] = i;
+                }
+                if wide {
+                    let mut ox = vs;
+                    while ox < ve {
+                        pool_block::<V>(self.g, xp, o, a, oy, ox.min(ve - lanes), ylo, yhi);
+                        ox += lanes;
                     }
-                    let mut best = V::splat(T::ZERO);
-                    let mut bi = V::splat(T::ZERO);
-                    let mut first = true;
-                    for iy in ylo..yhi {
-                        let row = &xp[iy * w.width..(iy + 1) * w.width];
-                        for kx in 0..w.kw {
-                            let c0 = ox * s + kx - p;
-                            let c = if s == 1 {
-                                debug_assert!(c0 + V::LANES <= row.len());
-                                // SAFETY: ox + LANES <= ox_hi, so c0 + LANES - 1 <= W - 1.
-                                unsafe { V::load(row.as_ptr().add(c0)) }
-                            } else {
-                                debug_assert!(c0 + 2 * V::LANES <= row.len());
-                                // SAFETY: the `fits` test gives 2*ox + 2*LANES + kw - 1 <= W + p,
-                                // so c0 + 2*LANES <= W: all 2*LANES elements are in the row.
-                                unsafe { V::load_deinterleave(row.as_ptr().add(c0)).0 }
-                            };
-                            let ci = V::splat(T::from_usize(iy * w.width + c0)).add(lane_off);
-                            if first {
-                                (best, bi, first) = (c, ci, false);
-                            } else {
-                                let take = best.takes_over(c);
-                                best = V::select(take, c, best);
-                                bi = V::select(take, ci, bi);
-                            }
-                        }
+                } else {
+                    for ox in vs..ve {
+                        pool_block::<Scalar<T>>(self.g, xp, o, a, oy, ox, ylo, yhi);
                     }
-                    let mut idx = [T::ZERO; MAX_LANES];
-                    // SAFETY: ox + LANES <= out_w, so the row of `o` has LANES elements at
-                    // orow + ox; `idx` holds MAX_LANES >= LANES elements.
-                    unsafe {
-                        best.store(o[orow + ox..orow + ox + V::LANES].as_mut_ptr());
-                        bi.store(idx.as_mut_ptr());
-                    }
-                    for (d, &v) in a[orow + ox..orow + ox + V::LANES].iter_mut().zip(&idx) {
-                        *d = v.to_f64() as u32;
-                    }
-                    ox += V::LANES;
                 }
             }
         }
+    }
+}
+
+/// 2x2 stride-2 pooling of output row `oy` of plane `xp` (width `ww`) with arg-max:
+/// candidates in window order `(0,0), (0,1), (1,0), (1,1)` under the NaN policy. Needs
+/// `orow.len() >= LANES` and `2*orow.len() <= ww`; the last block may overlap the one
+/// before, rewriting equal values.
+#[inline(always)]
+fn pool2x2_argmax_row<V: Vector>(xp: &[V::E], ww: usize, oy: usize, orow: &mut [V::E], arow: &mut [u32]) {
+    let (lanes, ow) = (V::LANES, orow.len());
+    let r0 = 2 * oy * ww;
+    let two = V::splat(<V::E as Float>::from_usize(2));
+    let (one, wv) = (
+        V::splat(<V::E as Float>::ONE),
+        V::splat(<V::E as Float>::from_usize(ww)),
+    );
+    let mut ox = 0;
+    while ox < ow {
+        let st = ox.min(ow - lanes);
+        let (i0, i1) = (r0 + 2 * st, r0 + ww + 2 * st);
+        assert!(i1 + 2 * lanes <= xp.len() && 2 * (st + lanes) <= ww && st + lanes <= ow && ow <= arow.len());
+        // SAFETY: asserted just above: the 2*LANES-element loads lie inside rows 2oy and
+        // 2oy+1 of the plane, the LANES-element store inside the output row.
+        let bi = unsafe {
+            let (a, b) = V::load_deinterleave(xp.as_ptr().add(i0));
+            let (c, d) = V::load_deinterleave(xp.as_ptr().add(i1));
+            let ia = V::iota().mul(two).add(V::splat(<V::E as Float>::from_usize(i0)));
+            let (mut best, mut bi) = (a, ia);
+            for (cand, idx) in [(b, ia.add(one)), (c, ia.add(wv)), (d, ia.add(wv).add(one))] {
+                let take = best.takes_over(cand);
+                best = V::select(take, cand, best);
+                bi = V::select(take, idx, bi);
+            }
+            best.store(orow.as_mut_ptr().add(st));
+            bi
+        };
+        let mut idx = [<V::E as Float>::ZERO; MAX_LANES];
+        // SAFETY: `idx` holds MAX_LANES >= LANES elements.
+        unsafe { bi.store(idx.as_mut_ptr()) };
+        for (d, &v) in arow[st..st + lanes].iter_mut().zip(&idx) {
+            *d = v.to_f64() as u32;
+        }
+        ox += lanes;
     }
 }
 
@@ -248,27 +342,41 @@ impl<T: Float> Job<T> for Pool2x2<'_, T> {
     fn run<V: Vector<E = T>>(self) {
         let w = &self.g.window;
         let (ww, plane, oplane) = (w.width, w.height * w.width, w.out_pixels());
+        // Rows narrower than a vector run the same code one lane wide.
+        let wide = w.out_w >= V::LANES;
         for (xp, o) in self.x.chunks_exact(plane).zip(self.out.chunks_exact_mut(oplane)) {
             for oy in 0..w.out_h {
                 let r0 = &xp[2 * oy * ww..(2 * oy + 1) * ww];
                 let r1 = &xp[(2 * oy + 1) * ww..(2 * oy + 2) * ww];
                 let orow = &mut o[oy * w.out_w..(oy + 1) * w.out_w];
-                let mut ox = 0;
-                while ox + V::LANES <= w.out_w && 2 * (ox + V::LANES) <= ww {
-                    // SAFETY: 2*(ox + LANES) <= W: both 2*LANES-element loads are in their
-                    // rows; ox + LANES <= OW: the store is in the output row.
-                    unsafe {
-                        let (a, b) = V::load_deinterleave(r0.as_ptr().add(2 * ox));
-                        let (c, d) = V::load_deinterleave(r1.as_ptr().add(2 * ox));
-                        a.max_nan(b).max_nan(c).max_nan(d).store(orow.as_mut_ptr().add(ox));
-                    }
-                    ox += V::LANES;
-                }
-                for (ox, ov) in orow.iter_mut().enumerate().skip(ox) {
-                    *ov = pool_one(self.g, xp, oy, ox).0;
+                if wide {
+                    pool2x2_row::<V>(r0, r1, orow);
+                } else {
+                    pool2x2_row::<Scalar<T>>(r0, r1, orow);
                 }
             }
         }
+    }
+}
+
+/// Pools one output row from input rows `r0`, `r1` (`orow.len() >= LANES`, `2*orow.len()
+/// <= r0.len()`): every output column's window is inside the rows, so the last block can
+/// start at `OW - LANES`, overlapping the one before (recomputing equal values).
+#[inline(always)]
+fn pool2x2_row<V: Vector>(r0: &[V::E], r1: &[V::E], orow: &mut [V::E]) {
+    let (lanes, ow) = (V::LANES, orow.len());
+    let mut ox = 0;
+    while ox < ow {
+        let st = ox.min(ow - lanes);
+        assert!(2 * (st + lanes) <= r0.len() && 2 * (st + lanes) <= r1.len() && st + lanes <= ow);
+        // SAFETY: asserted just above: both 2*LANES-element loads are inside their rows
+        // and the LANES-element store inside the output row.
+        unsafe {
+            let (a, b) = V::load_deinterleave(r0.as_ptr().add(2 * st));
+            let (c, d) = V::load_deinterleave(r1.as_ptr().add(2 * st));
+            a.max_nan(b).max_nan(c).max_nan(d).store(orow.as_mut_ptr().add(st));
+        }
+        ox += lanes;
     }
 }
 
@@ -318,12 +426,42 @@ fn route4<V: Vector>(m: V, d: V, c: [V; 4]) -> [V; 4] {
     let zero = V::splat(<V::E as Float>::ZERO);
     let m_nan = m.is_nan();
     let mut taken = zero.gt(zero); // all false
-    c.map(|x| {
+    let mut out = [zero; 4];
+    for (o, x) in out.iter_mut().zip(c) {
         let hit = m.le(x).or(m_nan.and(x.is_nan()));
         let sel = taken.andnot(hit);
         taken = taken.or(hit);
-        V::select(sel, d, zero)
-    })
+        *o = V::select(sel, d, zero);
+    }
+    out
+}
+
+/// Routes one output row's gradients `d` (pooled values `m`) into the two input rows of
+/// `dx` from the input rows `x` (`m.len() >= LANES`, `2*m.len() <= row length`); the last
+/// block may overlap the one before, rewriting equal values.
+#[inline(always)]
+fn route_row<V: Vector>(x: [&[V::E]; 2], m: &[V::E], d: &[V::E], dx: [&mut [V::E]; 2]) {
+    let (lanes, ow) = (V::LANES, m.len());
+    let [dx0, dx1] = dx;
+    let mut ox = 0;
+    while ox < ow {
+        let st = ox.min(ow - lanes);
+        let need = 2 * (st + lanes);
+        assert!(need <= x[0].len() && need <= x[1].len() && need <= dx0.len() && need <= dx1.len());
+        assert!(st + lanes <= ow && ow <= d.len());
+        // SAFETY: asserted just above: the 2*LANES-element loads and stores are inside both
+        // rows, the LANES-element loads inside the output row.
+        unsafe {
+            let (a, b) = V::load_deinterleave(x[0].as_ptr().add(2 * st));
+            let (c, e) = V::load_deinterleave(x[1].as_ptr().add(2 * st));
+            let mv = V::load(m.as_ptr().add(st));
+            let g = V::load(d.as_ptr().add(st));
+            let [ga, gb, gc, gd] = route4(mv, g, [a, b, c, e]);
+            V::store_interleave(dx0.as_mut_ptr().add(2 * st), ga, gb);
+            V::store_interleave(dx1.as_mut_ptr().add(2 * st), gc, gd);
+        }
+        ox += lanes;
+    }
 }
 
 impl<T: Float> Job<T> for Pool2x2Back<'_, T> {
@@ -341,32 +479,14 @@ impl<T: Float> Job<T> for Pool2x2Back<'_, T> {
         for (((xp, op), dp), dxp) in planes {
             for oy in 0..w.out_h {
                 let (r0, r1) = (2 * oy * ww, (2 * oy + 1) * ww);
-                let mut ox = 0;
-                while ox + V::LANES <= w.out_w && 2 * (ox + V::LANES) <= ww {
-                    // SAFETY: 2*(ox + LANES) <= W keeps both rows' 2*LANES-element loads and
-                    // stores inside rows 2oy and 2oy+1; ox + LANES <= OW keeps the output
-                    // loads inside the output row.
-                    unsafe {
-                        let (a, b) = V::load_deinterleave(xp.as_ptr().add(r0 + 2 * ox));
-                        let (c, d) = V::load_deinterleave(xp.as_ptr().add(r1 + 2 * ox));
-                        let m = V::load(op.as_ptr().add(oy * w.out_w + ox));
-                        let g = V::load(dp.as_ptr().add(oy * w.out_w + ox));
-                        let [ga, gb, gc, gd] = route4(m, g, [a, b, c, d]);
-                        V::store_interleave(dxp.as_mut_ptr().add(r0 + 2 * ox), ga, gb);
-                        V::store_interleave(dxp.as_mut_ptr().add(r1 + 2 * ox), gc, gd);
-                    }
-                    ox += V::LANES;
-                }
-                for ox in ox..w.out_w {
-                    let (m, g) = (op[oy * w.out_w + ox], dp[oy * w.out_w + ox]);
-                    let pos = [r0 + 2 * ox, r0 + 2 * ox + 1, r1 + 2 * ox, r1 + 2 * ox + 1];
-                    let mut taken = false;
-                    for i in pos {
-                        let v = xp[i];
-                        let hit = v == m || (m.is_nan() && v.is_nan());
-                        dxp[i] = if hit && !taken { g } else { T::ZERO };
-                        taken |= hit;
-                    }
+                let orow = oy * w.out_w..(oy + 1) * w.out_w;
+                let (top, bottom) = dxp[r0..r1 + ww].split_at_mut(ww);
+                let rows = [&xp[r0..r0 + ww], &xp[r1..r1 + ww]];
+                // Rows narrower than a vector run the same code one lane wide.
+                if w.out_w >= V::LANES {
+                    route_row::<V>(rows, &op[orow.clone()], &dp[orow], [top, bottom]);
+                } else {
+                    route_row::<Scalar<T>>(rows, &op[orow.clone()], &dp[orow], [top, bottom]);
                 }
                 if ww % 2 == 1 {
                     dxp[r0 + ww - 1] = T::ZERO;

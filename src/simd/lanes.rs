@@ -38,8 +38,14 @@ pub(crate) fn lanes<V: Vector, const I: usize, const M: usize, const O: usize>(
     while i < body {
         // SAFETY: i + LANES <= body <= n, and every slice has length n (asserted above).
         unsafe {
-            let a: [V; I] = std::array::from_fn(|k| V::load(ins[k].as_ptr().add(i)));
-            let b: [V; M] = std::array::from_fn(|k| V::load(io[k].as_ptr().add(i)));
+            let mut a = [V::splat(<V::E as Float>::ZERO); I];
+            for (v, s) in a.iter_mut().zip(ins.iter()) {
+                *v = V::load(s.as_ptr().add(i));
+            }
+            let mut b = [V::splat(<V::E as Float>::ZERO); M];
+            for (v, s) in b.iter_mut().zip(io.iter()) {
+                *v = V::load(s.as_ptr().add(i));
+            }
             let (b, c) = f(a, b);
             for (k, v) in b.into_iter().enumerate() {
                 v.store(io[k].as_mut_ptr().add(i));
@@ -59,15 +65,17 @@ pub(crate) fn lanes<V: Vector, const I: usize, const M: usize, const O: usize>(
         t[..r].copy_from_slice(&s[body..]);
         t
     };
-    let ta: [[V::E; MAX_LANES]; I] = std::array::from_fn(|k| pad(ins[k]));
-    let tb: [[V::E; MAX_LANES]; M] = std::array::from_fn(|k| pad(io[k]));
-    // SAFETY: each padded buffer holds MAX_LANES >= LANES elements.
-    let (b, c) = unsafe {
-        f(
-            std::array::from_fn(|k| V::load(ta[k].as_ptr())),
-            std::array::from_fn(|k| V::load(tb[k].as_ptr())),
-        )
-    };
+    let mut a = [V::splat(<V::E as Float>::ZERO); I];
+    for (v, s) in a.iter_mut().zip(ins.iter()) {
+        // SAFETY: the padded buffer holds MAX_LANES >= LANES elements.
+        *v = unsafe { V::load(pad(s).as_ptr()) };
+    }
+    let mut b = [V::splat(<V::E as Float>::ZERO); M];
+    for (v, s) in b.iter_mut().zip(io.iter()) {
+        // SAFETY: the padded buffer holds MAX_LANES >= LANES elements.
+        *v = unsafe { V::load(pad(s).as_ptr()) };
+    }
+    let (b, c) = f(a, b);
     let mut t = [<V::E as Float>::ZERO; MAX_LANES];
     for (k, v) in b.into_iter().enumerate() {
         // SAFETY: `t` holds MAX_LANES >= LANES elements.

@@ -27,7 +27,11 @@ impl Job<f32> for FmaLoop {
                 *v = v.mul_add(a, b);
             }
         }
-        let total = acc.iter().fold(V::splat(0.0), |s, v| s.add(*v)).reduce_sum();
+        let mut sum = V::splat(0.0);
+        for v in acc {
+            sum = sum.add(v);
+        }
+        let total = sum.reduce_sum();
         (total, 2 * V::LANES * CHAINS * self.iters)
     }
 }
