@@ -35,17 +35,21 @@ pub fn err(msg: impl Into<String>) -> CliError {
     CliError(msg.into())
 }
 
-/// Sizes the global rayon pool (once, before any parallel work).
+/// Sizes the global rayon pool (once, before any parallel work; `None`: rayon's default,
+/// `RAYON_NUM_THREADS` or every core) and flushes subnormals to zero on every thread (see
+/// `scratchnet::simd::set_flush_denormals`).
 pub fn set_threads(threads: Option<usize>) -> Result<usize, CliError> {
-    if let Some(n) = threads {
-        if n == 0 {
-            return Err(err("--threads must be at least 1"));
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .map_err(|e| err(format!("cannot start {n} threads: {e}")))?;
+    if threads == Some(0) {
+        return Err(err("--threads must be at least 1"));
     }
+    scratchnet::simd::set_flush_denormals(true);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .start_handler(|_| {
+            scratchnet::simd::set_flush_denormals(true);
+        })
+        .build_global()
+        .map_err(|e| err(format!("cannot start the thread pool: {e}")))?;
     Ok(rayon::current_num_threads())
 }
 
@@ -184,6 +188,15 @@ impl ModelSpec {
             classes,
             seed,
         })
+    }
+}
+
+/// The reference library's default learning rate (None for Adadelta, which has none).
+pub fn default_lr(kind: OptKind) -> Option<f64> {
+    match kind {
+        OptKind::Sgd | OptKind::Rmsprop => Some(0.01),
+        OptKind::Adam => Some(0.001),
+        OptKind::Adadelta => None,
     }
 }
 

@@ -78,6 +78,35 @@ pub enum OptKind {
     Adadelta,
 }
 
+/// How the learning rate changes during training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LrSchedule {
+    /// The same learning rate throughout.
+    Constant,
+    /// Cosine decay from the learning rate to 1% of it over all epochs.
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The rate at `progress` in `[0, 1]` of the run, for base rate `lr`.
+    pub fn rate(self, lr: f64, progress: f64) -> f64 {
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine => {
+                let floor = 0.01 * lr;
+                floor + 0.5 * (lr - floor) * (1.0 + (std::f64::consts::PI * progress.clamp(0.0, 1.0)).cos())
+            }
+        }
+    }
+    /// The name stored in checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            LrSchedule::Constant => "constant",
+            LrSchedule::Cosine => "cosine",
+        }
+    }
+}
+
 /// Where the data comes from.
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
@@ -111,6 +140,10 @@ struct TrainArgs {
     /// Learning rate (default: the optimizer's reference default).
     #[arg(long)]
     lr: Option<f64>,
+    /// Learning-rate schedule over the whole run: `constant`, or `cosine` (from the
+    /// learning rate down to 1% of it at the last batch of the last epoch).
+    #[arg(long, value_enum, default_value = "constant")]
+    lr_schedule: LrSchedule,
     /// Seed of the initialisation, dropout masks and shuffling.
     #[arg(long, default_value_t = 0)]
     seed: u64,

@@ -15,12 +15,12 @@ use scratchnet::kernels::Labels;
 use scratchnet::layers::Shape;
 use scratchnet::models::argmax;
 
-use super::TrainArgs;
 use super::common::{
-    CliError, ModelSpec, checkpoint_path, err, evaluate, load_data, make_checkpoint, make_optimizer, opt_from_name,
-    restore_model, restore_optimizer, set_threads,
+    CliError, ModelSpec, checkpoint_path, default_lr, err, evaluate, load_data, make_checkpoint, make_optimizer,
+    opt_from_name, restore_model, restore_optimizer, set_threads,
 };
 use super::plot::{EpochRow, read_metrics, write_metrics, write_plot};
+use super::{LrSchedule, TrainArgs};
 
 pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
     if a.batch == 0 {
@@ -51,6 +51,12 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
 
     let mut net = spec.build::<f32>()?;
     let mut opt = make_optimizer(a.optimizer, a.lr)?;
+    let base_lr = a.lr.or(default_lr(a.optimizer));
+    if a.lr_schedule != LrSchedule::Constant && base_lr.is_none() {
+        return Err(err(
+            "--lr-schedule needs an optimizer with a learning rate (not adadelta)",
+        ));
+    }
     let mut rows: Vec<EpochRow> = Vec::new();
     let mut first_epoch = 1;
     if a.resume {
@@ -106,14 +112,15 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
 
     let tty = std::io::stdout().is_terminal();
     println!(
-        "training {} on {} images ({} test), {} classes, batch {}, {} threads, optimizer {}",
+        "training {} on {} images ({} test), {} classes, batch {}, {} threads, optimizer {}, lr schedule {}",
         spec.kind.name(),
         train.len(),
         test.len(),
         classes,
         a.batch,
         threads,
-        opt.name()
+        opt.name(),
+        a.lr_schedule.name()
     );
     let per: usize = train.sample_shape.iter().product();
     let [c, h, w] = train.sample_shape;
@@ -147,6 +154,10 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
                 yb.push(train.labels[i]);
             }
             let shape = Shape::new(&[chunk.len(), c, h, w])?;
+            if let (LrSchedule::Cosine, Some(lr)) = (a.lr_schedule, base_lr) {
+                let progress = ((epoch - 1) * batches + bi) as f64 / (a.epochs * batches) as f64;
+                opt.set_learning_rate(a.lr_schedule.rate(lr, progress))?;
+            }
             let l = net.gradient(&xb, shape, Labels::Index(&yb))?;
             net.update(opt.as_mut())?;
             let out = net.loss_layer().output();
@@ -202,7 +213,9 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
             row.seconds
         );
         rows.push(row);
-        make_checkpoint(&spec, &net, opt.as_ref(), a.lr, epoch).save(&ck_path)?;
+        let mut ck = make_checkpoint(&spec, &net, opt.as_ref(), a.lr, epoch);
+        ck.meta.insert("lr_schedule".into(), a.lr_schedule.name().into());
+        ck.save(&ck_path)?;
         write_metrics(&metrics_path, &rows)?;
         write_plot(&plot_path, &rows, spec.kind.name())?;
     }

@@ -35,6 +35,14 @@ impl<T: Float> Optimizer<T> for Adadelta<T> {
         "Adadelta"
     }
 
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        Err(crate::Error::HyperParameter {
+            name: "lr",
+            value: lr,
+            why: "Adadelta has no learning rate",
+        })
+    }
+
     fn begin_step(&mut self) {}
 
     fn update_param(&mut self, name: &str, value: &mut [T], grad: &[T]) -> Result<()> {

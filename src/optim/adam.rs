@@ -43,6 +43,12 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         "Adam"
     }
 
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        super::check_positive("lr", lr)?;
+        self.lr = T::from_f64(lr);
+        Ok(())
+    }
+
     fn begin_step(&mut self) {
         self.t += 1;
     }

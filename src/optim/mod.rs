@@ -62,6 +62,13 @@ pub trait Optimizer<T: Float>: Send {
     /// name, for checkpoints.
     fn state(&self) -> Vec<(String, &[T])>;
 
+    /// Changes the learning rate (for schedules).
+    ///
+    /// # Errors
+    /// [`Error::HyperParameter`] unless `lr` is finite and positive, or for an optimizer
+    /// without a learning rate (Adadelta).
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()>;
+
     /// Restores one state buffer exported by [`Optimizer::state`] (e.g. `"m/W1"`).
     ///
     /// # Errors

@@ -37,6 +37,12 @@ impl<T: Float> Optimizer<T> for RMSProp<T> {
         "RMSProp"
     }
 
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        super::check_positive("lr", lr)?;
+        self.lr = T::from_f64(lr);
+        Ok(())
+    }
+
     fn begin_step(&mut self) {}
 
     fn update_param(&mut self, name: &str, value: &mut [T], grad: &[T]) -> Result<()> {

@@ -14,10 +14,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use crate::error::{Error, Result};
 use crate::float::Float;
 
+mod denormals;
 mod lanes;
 mod peak;
 mod scalar;
 mod vector;
+pub use denormals::set_flush_denormals;
 pub(crate) use lanes::{MAX_LANES, lanes};
 pub use peak::fma_peak_gflops;
 pub(crate) use scalar::Scalar;

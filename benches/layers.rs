@@ -1,0 +1,95 @@
+//! Per-layer convolution timings at DeepConvNet's shapes (batch 100, f32, best ISA):
+//! forward (im2col + GEMM + bias/ReLU epilogue), backward-weights (im2col again + dW, db),
+//! and the full backward (dW, db and dx, i.e. plus W^T * dout and col2im). Throughput is
+//! the GEMM work of each part (`2*M*N*K*batch` FLOP), so criterion reports GFLOP/s.
+//!
+//! `cargo bench --bench layers`, then `python3 benches/table.py --filter layer/`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use scratchnet::kernels::{
+    ConvGeometry, Epilogue, conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv2d_forward_scratch_len,
+};
+
+const BATCH: usize = 100;
+
+/// (name, C, side, filters, pad) of DeepConvNet's six 3x3 convolutions.
+const CONVS: [(&str, usize, usize, usize, usize); 6] = [
+    ("conv1", 1, 28, 16, 1),
+    ("conv2", 16, 28, 16, 1),
+    ("conv3", 16, 14, 32, 1),
+    ("conv4", 32, 14, 32, 2),
+    ("conv5", 32, 8, 64, 1),
+    ("conv6", 64, 8, 64, 1),
+];
+
+fn fill(seed: u64, len: usize) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn bench_layers(c: &mut Criterion) {
+    for (name, ch, side, filters, pad) in CONVS {
+        let g = ConvGeometry::new([BATCH, ch, side, side], filters, [3, 3], 1, pad).expect("DeepConvNet shape");
+        let (k, p) = (g.window.col_rows(), g.window.out_pixels());
+        let flop = (2 * filters * k * p * BATCH) as u64;
+        let x = fill(1, g.window.input_len());
+        let w = fill(2, g.weight_len());
+        let b = fill(3, filters);
+        let dout = fill(4, g.output_len());
+        let mut out = vec![0.0f32; g.output_len()];
+        let mut dx = vec![0.0f32; g.window.input_len()];
+        let (mut dw, mut db) = (vec![0.0f32; g.weight_len()], vec![0.0f32; filters]);
+        let mut scratch = vec![0.0f32; conv2d_forward_scratch_len(&g).max(conv2d_backward_scratch_len(&g))];
+        let mut grp = c.benchmark_group(format!("layer/{name}"));
+        grp.throughput(Throughput::Elements(flop));
+        grp.bench_function("forward", |bn| {
+            bn.iter(|| conv2d_forward(&g, &x, &w, &b, &mut out, &mut scratch, Epilogue::Relu).expect("shapes"))
+        });
+        grp.bench_function("backward_weights", |bn| {
+            bn.iter(|| {
+                conv2d_backward(&g, &x, &w, black_box(&dout), None, &mut dw, &mut db, &mut scratch).expect("shapes")
+            })
+        });
+        // The full backward does both GEMMs: count both.
+        grp.throughput(Throughput::Elements(2 * flop));
+        grp.bench_function("backward_data_and_weights", |bn| {
+            bn.iter(|| {
+                conv2d_backward(
+                    &g,
+                    &x,
+                    &w,
+                    black_box(&dout),
+                    Some(&mut dx),
+                    &mut dw,
+                    &mut db,
+                    &mut scratch,
+                )
+                .expect("shapes")
+            })
+        });
+        grp.finish();
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .without_plots()
+}
+
+criterion_group! {
+    name = layers;
+    config = config();
+    targets = bench_layers
+}
+criterion_main!(layers);
