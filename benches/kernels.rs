@@ -763,7 +763,7 @@ fn bench_conv_forward(c: &mut Criterion) {
         let x = lcg(14, g.window.input_len());
         let (w, b) = s.params();
         let mut out = vec![0.0f32; g.output_len()];
-        let mut scratch = vec![0.0f32; conv2d_forward_scratch_len(&g)];
+        let mut scratch = vec![0.0f32; conv2d_forward_scratch_len::<f32>(&g)];
         let mut reference = ReferenceConv::new(g);
 
         let mut check = vec![0.0f32; g.output_len()];

@@ -47,7 +47,8 @@ fn bench_layers(c: &mut Criterion) {
         let mut out = vec![0.0f32; g.output_len()];
         let mut dx = vec![0.0f32; g.window.input_len()];
         let (mut dw, mut db) = (vec![0.0f32; g.weight_len()], vec![0.0f32; filters]);
-        let mut scratch = vec![0.0f32; conv2d_forward_scratch_len(&g).max(conv2d_backward_scratch_len(&g))];
+        let mut scratch =
+            vec![0.0f32; conv2d_forward_scratch_len::<f32>(&g).max(conv2d_backward_scratch_len::<f32>(&g))];
         let mut grp = c.benchmark_group(format!("layer/{name}"));
         grp.throughput(Throughput::Elements(flop));
         grp.bench_function("forward", |bn| {

@@ -233,7 +233,7 @@ fn conv_forward_lengths() {
     let g = conv_geometry();
     let (x, w, b) = (vec![0.0f32; 120], vec![0.0f32; 72], vec![0.0f32; 4]);
     let mut out = vec![0.0f32; 200];
-    let mut s = vec![0.0f32; conv2d_forward_scratch_len(&g)];
+    let mut s = vec![0.0f32; conv2d_forward_scratch_len::<f32>(&g)];
     let e = Epilogue::None;
     len_err(
         conv2d_forward(&g, &x[..119], &w, &b, &mut out, &mut s, e),
@@ -275,7 +275,7 @@ fn conv_backward_lengths() {
     let g = conv_geometry();
     let (x, w, d) = (vec![0.0f64; 120], vec![0.0f64; 72], vec![0.0f64; 200]);
     let (mut dx, mut dw, mut db) = (vec![0.0f64; 120], vec![0.0f64; 72], vec![0.0f64; 4]);
-    let mut s = vec![0.0f64; conv2d_backward_scratch_len(&g)];
+    let mut s = vec![0.0f64; conv2d_backward_scratch_len::<f64>(&g)];
     len_err(
         conv2d_backward(&g, &x[..7], &w, &d, Some(&mut dx), &mut dw, &mut db, &mut s),
         "conv input x",

@@ -146,7 +146,7 @@ fn relu(v: f64) -> f64 {
 
 fn fast_forward<T: Float>(c: &ConvCase, epilogue: Epilogue) -> Vec<T> {
     let mut out = vec![T::from_f64(f64::NAN); c.g.output_len()];
-    let mut scratch = vec![T::from_f64(f64::NAN); conv2d_forward_scratch_len(&c.g)];
+    let mut scratch = vec![T::from_f64(f64::NAN); conv2d_forward_scratch_len::<T>(&c.g)];
     conv2d_forward(
         &c.g,
         &cast::<T>(&c.x),
@@ -175,7 +175,7 @@ fn fast_backward<T: Float>(c: &ConvCase, with_dx: bool) -> Grads<T> {
     let mut dx = vec![nan; g.window.input_len()];
     let mut dw = vec![nan; g.weight_len()];
     let mut db = vec![nan; g.filters];
-    let mut scratch = vec![nan; conv2d_backward_scratch_len(g)];
+    let mut scratch = vec![nan; conv2d_backward_scratch_len::<T>(g)];
     conv2d_backward(
         g,
         &cast::<T>(&c.x),

@@ -21,6 +21,14 @@ fn is_pointwise(g: &ConvGeometry) -> bool {
     w.kh == 1 && w.kw == 1 && w.stride == 1 && w.pad == 0
 }
 
+/// `n` elements rounded up to whole 64-byte cache lines, so that every per-chunk
+/// workspace starts on a cache line when the scratch buffer does (the layers keep theirs
+/// in a 64-byte aligned `AVec`).
+fn cache_round<T>(n: usize) -> usize {
+    let per = (64 / std::mem::size_of::<T>()).max(1);
+    n.div_ceil(per) * per
+}
+
 fn check_scratch(what: &'static str, need: usize, got: usize) -> Result<()> {
     if got < need {
         return Err(Error::Length {
@@ -33,11 +41,11 @@ fn check_scratch(what: &'static str, need: usize, got: usize) -> Result<()> {
 }
 
 /// Scratch elements [`conv2d_forward`] needs for geometry `g`.
-pub fn conv2d_forward_scratch_len(g: &ConvGeometry) -> usize {
+pub fn conv2d_forward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
     if is_pointwise(g) {
         0
     } else {
-        chunking(g.window.batch).0 * g.window.col_len()
+        chunking(g.window.batch).0 * cache_round::<T>(g.window.col_len())
     }
 }
 
@@ -56,7 +64,7 @@ pub fn conv2d_forward_scratch_len(g: &ConvGeometry) -> usize {
 /// // A 3x3 all-ones filter over a 1x1x3x3 image of ones, pad 1: the centre sees 9 ones.
 /// let g = ConvGeometry::new([1, 1, 3, 3], 1, [3, 3], 1, 1).unwrap();
 /// let mut out = [0.0f32; 9];
-/// let mut scratch = vec![0.0f32; scratchnet::kernels::conv2d_forward_scratch_len(&g)];
+/// let mut scratch = vec![0.0f32; scratchnet::kernels::conv2d_forward_scratch_len::<f32>(&g)];
 /// conv2d_forward(&g, &[1.0; 9], &[1.0; 9], &[0.5], &mut out, &mut scratch, Epilogue::None).unwrap();
 /// assert_eq!(out[4], 9.5);
 /// assert_eq!(out[0], 4.5);
@@ -75,13 +83,15 @@ pub fn conv2d_forward<T: Float>(
     check_len("conv weights W (FN*C*FH*FW)", g.weight_len(), w.len())?;
     check_len("conv bias b (FN)", g.filters, b.len())?;
     check_len("conv output", g.output_len(), out.len())?;
-    let need = conv2d_forward_scratch_len(g);
+    let need = conv2d_forward_scratch_len::<T>(g);
     check_scratch("conv forward scratch", need, scratch.len())?;
     let isa = crate::simd::active_isa()?;
     let (_, per) = chunking(win.batch);
     let (k, p, img, oimg) = (win.col_rows(), win.out_pixels(), win.image_len(), g.out_image_len());
     let wmat = MatRef::row_major(w, g.filters, k);
     let run = |ci: usize, col: &mut [T], out_chunk: &mut [T]| {
+        let used = win.col_len().min(col.len());
+        let col = &mut col[..used];
         for (j, out_n) in out_chunk.chunks_exact_mut(oimg).enumerate() {
             let n = ci * per + j;
             let x_n = &x[n * img..(n + 1) * img];
@@ -98,8 +108,8 @@ pub fn conv2d_forward<T: Float>(
     if need == 0 {
         for_each_chunk1(out, per * oimg, |ci, o| run(ci, &mut [], o));
     } else {
-        let col_len = win.col_len();
-        for_each_chunk2(&mut scratch[..need], col_len, out, per * oimg, |ci, col, o| {
+        let slot = cache_round::<T>(win.col_len());
+        for_each_chunk2(&mut scratch[..need], slot, out, per * oimg, |ci, col, o| {
             run(ci, col, o)
         });
     }
@@ -107,10 +117,14 @@ pub fn conv2d_forward<T: Float>(
 }
 
 /// Scratch elements [`conv2d_backward`] needs for geometry `g`.
-pub fn conv2d_backward_scratch_len(g: &ConvGeometry) -> usize {
+pub fn conv2d_backward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
     let win = &g.window;
-    let cols = if is_pointwise(g) { 0 } else { 2 * win.col_len() };
-    chunking(win.batch).0 * (cols + g.weight_len() + g.filters)
+    let slot = if is_pointwise(g) {
+        0
+    } else {
+        cache_round::<T>(win.col_len())
+    };
+    chunking(win.batch).0 * (2 * slot + cache_round::<T>(g.weight_len() + g.filters))
 }
 
 /// Convolution backward.
@@ -143,7 +157,7 @@ pub fn conv2d_backward<T: Float>(
     if let Some(dx) = dx.as_deref() {
         check_len("conv input gradient dx", win.input_len(), dx.len())?;
     }
-    let need = conv2d_backward_scratch_len(g);
+    let need = conv2d_backward_scratch_len::<T>(g);
     check_scratch("conv backward scratch", need, scratch.len())?;
     // The per-image im2col/col2im below dispatch on the ISA: surface a bad choice here.
     crate::simd::active_isa()?;
@@ -157,16 +171,18 @@ pub fn conv2d_backward<T: Float>(
         g.filters,
     );
     let cols = if pointwise { 0 } else { win.col_len() };
-    let per_chunk = 2 * cols + g.weight_len() + fnum;
+    let slot = cache_round::<T>(cols);
+    let per_chunk = 2 * slot + cache_round::<T>(g.weight_len() + fnum);
     let scratch = &mut scratch[..need];
     let wmat = MatRef::row_major(w, fnum, k);
     let want_dx = dx.is_some();
 
     // One chunk: accumulate its partial dW, db; write dx for its images.
     let run = |ci: usize, ws: &mut [T], dx_chunk: &mut [T]| {
-        let (col, rest) = ws.split_at_mut(cols);
-        let (dcol, rest) = rest.split_at_mut(cols);
-        let (dw_part, db_part) = rest.split_at_mut(fnum * k);
+        let (col, rest) = ws.split_at_mut(slot);
+        let (dcol, rest) = rest.split_at_mut(slot);
+        let (col, dcol) = (&mut col[..cols], &mut dcol[..cols]);
+        let (dw_part, db_part) = rest[..fnum * k + fnum].split_at_mut(fnum * k);
         dw_part.fill(T::ZERO);
         db_part.fill(T::ZERO);
         let images = if want_dx {
@@ -209,7 +225,7 @@ pub fn conv2d_backward<T: Float>(
     dw.fill(T::ZERO);
     db.fill(T::ZERO);
     for ws in scratch.chunks_exact(per_chunk).take(chunks) {
-        let (dw_part, db_part) = ws[2 * cols..].split_at(fnum * k);
+        let (dw_part, db_part) = ws[2 * slot..2 * slot + fnum * k + fnum].split_at(fnum * k);
         for (a, v) in dw.iter_mut().zip(dw_part) {
             *a += *v;
         }
@@ -222,8 +238,8 @@ pub fn conv2d_backward<T: Float>(
 
 /// Scratch elements [`conv2d_relu_pool_forward`] needs: per chunk, one column matrix and
 /// one image's convolution output.
-pub fn conv2d_relu_pool_forward_scratch_len(g: &ConvGeometry) -> usize {
-    chunking(g.window.batch).0 * (g.window.col_len() + g.out_image_len())
+pub fn conv2d_relu_pool_forward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
+    chunking(g.window.batch).0 * (cache_round::<T>(g.window.col_len()) + cache_round::<T>(g.out_image_len()))
 }
 
 /// Fused convolution -> ReLU -> max-pooling forward, image by image while the convolution
@@ -263,7 +279,7 @@ pub fn conv2d_relu_pool_forward<T: Float>(
     check_len("conv bias b (FN)", g.filters, b.len())?;
     check_len("fused conv-relu-pool output", pool.output_len(), out.len())?;
     check_len("fused conv-relu-pool argmax", pool.output_len(), argmax.len())?;
-    let need = conv2d_relu_pool_forward_scratch_len(g);
+    let need = conv2d_relu_pool_forward_scratch_len::<T>(g);
     check_scratch("fused conv-relu-pool scratch", need, scratch.len())?;
     let isa = crate::simd::active_isa()?;
     let (chunks, per) = chunking(win.batch);
@@ -271,7 +287,8 @@ pub fn conv2d_relu_pool_forward<T: Float>(
     let pimg = g.filters * pw.out_pixels();
     let pointwise = is_pointwise(g);
     let wmat = MatRef::row_major(w, g.filters, k);
-    let per_chunk = win.col_len() + zlen;
+    let slot = cache_round::<T>(win.col_len());
+    let per_chunk = slot + cache_round::<T>(zlen);
     let scratch = &mut scratch[..chunks * per_chunk];
     for_each_chunk3(
         scratch,
@@ -281,7 +298,8 @@ pub fn conv2d_relu_pool_forward<T: Float>(
         argmax,
         per * pimg,
         |ci, ws, out_c, arg_c| {
-            let (col, z) = ws.split_at_mut(win.col_len());
+            let (col, z) = ws.split_at_mut(slot);
+            let (col, z) = (&mut col[..win.col_len()], &mut z[..zlen]);
             let images = out_c.len() / pimg;
             for j in 0..images {
                 let n = ci * per + j;

@@ -1,6 +1,8 @@
 //! The fused `ConvReLUPool` layer: convolution -> ReLU -> max-pooling in one pass.
 
 use super::{Layer, Mode, ParamVisitor, Shape, check_io};
+use aligned_vec::AVec;
+
 use crate::error::{Error, Result, check_len};
 use crate::float::Float;
 use crate::kernels::{
@@ -33,7 +35,8 @@ pub struct ConvReLUPool<T: Float> {
     argmax: Vec<u32>,
     dz: Vec<T>,
     dpool: Vec<T>,
-    scratch: Vec<T>,
+    /// Per-chunk workspaces, 64-byte aligned (the kernels round each to whole cache lines).
+    scratch: AVec<T>,
 }
 
 impl<T: Float> ConvReLUPool<T> {
@@ -62,7 +65,7 @@ impl<T: Float> ConvReLUPool<T> {
             argmax: Vec::new(),
             dz: Vec::new(),
             dpool: Vec::new(),
-            scratch: Vec::new(),
+            scratch: AVec::new(64),
         })
     }
 
@@ -103,7 +106,7 @@ impl<T: Float> Layer<T> for ConvReLUPool<T> {
     fn forward(&mut self, x: &[T], shape: Shape, out: &mut [T], _mode: Mode) -> Result<()> {
         let (g, pg) = self.geometry(shape)?;
         check_io("ConvReLUPool input x", x, shape, out, Shape::new(&pg.output_shape())?)?;
-        let need = conv2d_relu_pool_forward_scratch_len(&g).max(conv2d_backward_scratch_len(&g));
+        let need = conv2d_relu_pool_forward_scratch_len::<T>(&g).max(conv2d_backward_scratch_len::<T>(&g));
         if self.scratch.len() < need {
             self.scratch.resize(need, T::ZERO);
         }

@@ -1,6 +1,8 @@
 //! The `Convolution` layer.
 
 use super::{Layer, Mode, ParamVisitor, Shape, check_io, he_normal};
+use aligned_vec::AVec;
+
 use crate::error::{Error, Result, ShapeFmt, check_len};
 use crate::float::Float;
 use crate::kernels::{
@@ -24,7 +26,8 @@ pub struct Convolution<T: Float> {
     pad: usize,
     epilogue: Epilogue,
     geom: Option<ConvGeometry>,
-    scratch: Vec<T>,
+    /// Per-chunk workspaces, 64-byte aligned (the kernels round each to whole cache lines).
+    scratch: AVec<T>,
     relu_grad: Vec<T>,
 }
 
@@ -57,7 +60,7 @@ impl<T: Float> Convolution<T> {
             pad,
             epilogue: Epilogue::None,
             geom: None,
-            scratch: Vec::new(),
+            scratch: AVec::new(64),
             relu_grad: Vec::new(),
         })
     }
@@ -140,7 +143,7 @@ impl<T: Float> Layer<T> for Convolution<T> {
     fn forward(&mut self, x: &[T], shape: Shape, out: &mut [T], _mode: Mode) -> Result<()> {
         let g = self.geometry(shape)?;
         check_io("Convolution input x", x, shape, out, Shape::new(&g.output_shape())?)?;
-        let need = conv2d_forward_scratch_len(&g).max(conv2d_backward_scratch_len(&g));
+        let need = conv2d_forward_scratch_len::<T>(&g).max(conv2d_backward_scratch_len::<T>(&g));
         if self.scratch.len() < need {
             self.scratch.resize(need, T::ZERO);
         }
