@@ -27,4 +27,6 @@ export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64
 export PROPTEST_CASES="${PROPTEST_CASES:-16}"
+# tests/cli.rs runs the (aarch64) scratchnet binary through the emulator too.
+export SCRATCHNET_TEST_RUNNER=qemu-aarch64
 cargo test --target aarch64-unknown-linux-gnu --target-dir target/aarch64 "$@"

@@ -47,8 +47,22 @@ fn s(p: &Path) -> String {
 // Running the binary
 // ---------------------------------------------------------------------------------------
 
+/// The binary, or, when the tests run under an emulator (`SCRATCHNET_TEST_RUNNER`, set by
+/// `scripts/test-aarch64.sh` to `qemu-aarch64`), the emulator with the binary as its first
+/// argument: a cross-compiled binary cannot be executed directly.
+fn command() -> Command {
+    match std::env::var("SCRATCHNET_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut c = Command::new(runner.trim());
+            c.arg(BIN);
+            c
+        }
+        _ => Command::new(BIN),
+    }
+}
+
 fn run<S: AsRef<str>>(args: &[S]) -> Output {
-    Command::new(BIN)
+    command()
         .args(args.iter().map(AsRef::as_ref))
         // The machine is shared: keep subcommands without --threads to two workers too.
         .env("RAYON_NUM_THREADS", "2")
