@@ -157,6 +157,7 @@ macro_rules! impl_float {
             }
 
             #[inline]
+            // SAFETY (caller): every strided index is in bounds and `c` aliases neither input.
             unsafe fn gemm_raw(
                 m: usize,
                 k: usize,

@@ -23,6 +23,7 @@ macro_rules! avx2_vector {
             const LANES: usize = $lanes;
 
             #[inline(always)]
+            // SAFETY (caller): the LANES elements from `p` are readable (see `Vector::load`).
             unsafe fn load(p: *const $e) -> Self {
                 // SAFETY: the caller guarantees `p..p+8` is readable; AVX is enabled by the
                 // trampoline this is inlined into.
@@ -49,6 +50,7 @@ macro_rules! avx2_vector {
                 }
             }
             #[inline(always)]
+            // SAFETY (caller): the 2*LANES elements from `p` are writable.
             unsafe fn store_interleave(p: *mut $e, even: Self, odd: Self) {
                 // SAFETY: the caller guarantees `p..p+16` is writable; AVX2 is enabled.
                 unsafe {
@@ -170,6 +172,7 @@ macro_rules! avx2_vector {
             const LANES: usize = $lanes;
 
             #[inline(always)]
+            // SAFETY (caller): the LANES elements from `p` are readable (see `Vector::load`).
             unsafe fn load(p: *const $e) -> Self {
                 // SAFETY: the caller guarantees `p..p+4` is readable; AVX is enabled.
                 unsafe { Self(_mm256_loadu_pd(p)) }
@@ -192,6 +195,7 @@ macro_rules! avx2_vector {
                 }
             }
             #[inline(always)]
+            // SAFETY (caller): the 2*LANES elements from `p` are writable.
             unsafe fn store_interleave(p: *mut $e, even: Self, odd: Self) {
                 // SAFETY: the caller guarantees `p..p+8` is writable; AVX2 is enabled.
                 unsafe {

@@ -208,12 +208,14 @@ pub(crate) fn run_on<T: Float, J: Job<T>>(isa: Isa, job: J) -> J::Out {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+// SAFETY (caller): only called after the CPU was checked for AVX2 and FMA.
 unsafe fn run_avx2<T: Float, J: Job<T>>(job: J) -> J::Out {
     job.run::<<T as crate::float::sealed::Sealed>::Avx2>()
 }
 
 #[cfg(target_arch = "aarch64")]
 #[target_feature(enable = "neon")]
+// SAFETY (caller): NEON is mandatory on aarch64; only called on aarch64.
 unsafe fn run_neon<T: Float, J: Job<T>>(job: J) -> J::Out {
     job.run::<<T as crate::float::sealed::Sealed>::Neon>()
 }

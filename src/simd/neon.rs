@@ -21,6 +21,7 @@ impl Vector for NeonF32 {
     const LANES: usize = 4;
 
     #[inline(always)]
+    // SAFETY (caller): the LANES elements from `p` are readable (see `Vector::load`).
     unsafe fn load(p: *const f32) -> Self {
         // SAFETY: the caller guarantees `p..p+4` is readable; NEON is enabled.
         unsafe { Self(vld1q_f32(p)) }
@@ -39,6 +40,7 @@ impl Vector for NeonF32 {
         }
     }
     #[inline(always)]
+    // SAFETY (caller): the 2*LANES elements from `p` are writable.
     unsafe fn store_interleave(p: *mut f32, even: Self, odd: Self) {
         // SAFETY: the caller guarantees `p..p+8` is writable; NEON is enabled.
         unsafe { vst2q_f32(p, float32x4x2_t(even.0, odd.0)) }
@@ -168,6 +170,7 @@ impl Vector for NeonF64 {
     const LANES: usize = 2;
 
     #[inline(always)]
+    // SAFETY (caller): the LANES elements from `p` are readable (see `Vector::load`).
     unsafe fn load(p: *const f64) -> Self {
         // SAFETY: the caller guarantees `p..p+2` is readable; NEON is enabled.
         unsafe { Self(vld1q_f64(p)) }
@@ -186,6 +189,7 @@ impl Vector for NeonF64 {
         }
     }
     #[inline(always)]
+    // SAFETY (caller): the 2*LANES elements from `p` are writable.
     unsafe fn store_interleave(p: *mut f64, even: Self, odd: Self) {
         // SAFETY: the caller guarantees `p..p+4` is writable; NEON is enabled.
         unsafe { vst2q_f64(p, float64x2x2_t(even.0, odd.0)) }

@@ -17,6 +17,7 @@ impl<T: Float> Vector for Scalar<T> {
     const LANES: usize = 1;
 
     #[inline(always)]
+    // SAFETY (caller): the LANES elements from `p` are readable (see `Vector::load`).
     unsafe fn load(p: *const T) -> Self {
         // SAFETY: the caller guarantees `p` is readable.
         Scalar(unsafe { *p })
