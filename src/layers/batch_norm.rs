@@ -25,6 +25,7 @@ pub struct BatchNormalization<T: Float> {
     inv_std: Vec<T>,
     frozen: bool,
     last: Option<(BatchNormShape, Mode)>,
+    unused_dx: Vec<T>,
 }
 
 impl<T: Float> BatchNormalization<T> {
@@ -60,6 +61,7 @@ impl<T: Float> BatchNormalization<T> {
             inv_std: vec![T::ZERO; features],
             frozen: false,
             last: None,
+            unused_dx: Vec::new(),
         })
     }
 
@@ -151,12 +153,13 @@ impl<T: Float> Layer<T> for BatchNormalization<T> {
             .ok_or_else(|| Error::State("BatchNormalization::backward called before forward".into()))?;
         check_len("BatchNormalization input x", s.len(), x.len())?;
         check_len("BatchNormalization output", s.len(), out.len())?;
-        let mut scratch_dx;
+        // A first layer needs no dx, but the kernel computes it with dgamma and dbeta:
+        // write it to a reused buffer rather than allocating one per call.
         let dx = match dx {
             Some(dx) => dx,
             None => {
-                scratch_dx = vec![T::ZERO; s.len()];
-                &mut scratch_dx[..]
+                self.unused_dx.resize(s.len(), T::ZERO);
+                &mut self.unused_dx[..]
             }
         };
         batchnorm_backward(
