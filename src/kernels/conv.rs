@@ -11,7 +11,7 @@ use crate::kernels::activation::{Epilogue, apply_bias_epilogue};
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
 use crate::kernels::geometry::ConvGeometry;
 use crate::kernels::geometry::PoolGeometry;
-use crate::kernels::im2col::{col2im_image, im2col_image};
+use crate::kernels::im2col::{col2im_image_on, im2col_image_on};
 use crate::kernels::maxpool::pool_planes;
 use crate::kernels::par::{chunking, for_each_chunk1, for_each_chunk2, for_each_chunk3};
 
@@ -98,7 +98,7 @@ pub fn conv2d_forward<T: Float>(
             let colm = if is_pointwise(g) {
                 MatRef::row_major(x_n, k, p)
             } else {
-                im2col_image(win, x_n, col).expect("lengths checked by conv2d_forward");
+                im2col_image_on(isa, win, x_n, col);
                 MatRef::row_major(&*col, k, p)
             };
             gemm(T::ONE, wmat, colm, T::ZERO, MatMut::row_major(out_n, g.filters, p)).expect("shapes checked");
@@ -159,8 +159,8 @@ pub fn conv2d_backward<T: Float>(
     }
     let need = conv2d_backward_scratch_len::<T>(g);
     check_scratch("conv backward scratch", need, scratch.len())?;
-    // The per-image im2col/col2im below dispatch on the ISA: surface a bad choice here.
-    crate::simd::active_isa()?;
+    // One dispatch for the whole call; the per-image im2col/col2im below reuse it.
+    let isa = crate::simd::active_isa()?;
     let (chunks, per) = chunking(win.batch);
     let pointwise = is_pointwise(g);
     let (k, p, img, oimg, fnum) = (
@@ -197,7 +197,7 @@ pub fn conv2d_backward<T: Float>(
             let colm = if pointwise {
                 MatRef::row_major(x_n, k, p)
             } else {
-                im2col_image(win, x_n, col).expect("lengths checked by conv2d_backward");
+                im2col_image_on(isa, win, x_n, col);
                 MatRef::row_major(&*col, k, p)
             };
             let dmat = MatRef::row_major(d_n, fnum, p);
@@ -212,7 +212,7 @@ pub fn conv2d_backward<T: Float>(
                     gemm(T::ONE, wmat.t(), dmat, T::ZERO, MatMut::row_major(dx_n, k, p)).expect("shapes checked");
                 } else {
                     gemm(T::ONE, wmat.t(), dmat, T::ZERO, MatMut::row_major(dcol, k, p)).expect("shapes checked");
-                    col2im_image(win, dcol, dx_n).expect("lengths checked by conv2d_backward");
+                    col2im_image_on(isa, win, dcol, dx_n);
                 }
             }
         }
@@ -307,7 +307,7 @@ pub fn conv2d_relu_pool_forward<T: Float>(
                 let colm = if pointwise {
                     MatRef::row_major(x_n, k, p)
                 } else {
-                    im2col_image(win, x_n, col).expect("lengths checked above");
+                    im2col_image_on(isa, win, x_n, col);
                     MatRef::row_major(&*col, k, p)
                 };
                 gemm(T::ONE, wmat, colm, T::ZERO, MatMut::row_major(z, g.filters, p)).expect("shapes checked");

@@ -23,7 +23,7 @@
 use crate::error::{Result, check_len};
 use crate::float::Float;
 use crate::kernels::geometry::WindowGeometry;
-use crate::simd::{Job, Vector, run};
+use crate::simd::{Isa, Job, Vector, run, run_on};
 
 /// How [`col2im_reference`] combines contributions that land on the same pixel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,6 +379,14 @@ pub fn im2col_image<T: Float>(g: &WindowGeometry, x: &[T], col: &mut [T]) -> Res
     run(Im2colImage { g, x, col })
 }
 
+/// [`im2col_image`] on a given ISA, for kernels that dispatch once per call and then work
+/// image by image. The caller has checked `x.len() == g.image_len()` and
+/// `col.len() == g.col_len()`.
+pub(crate) fn im2col_image_on<T: Float>(isa: Isa, g: &WindowGeometry, x: &[T], col: &mut [T]) {
+    debug_assert!(x.len() == g.image_len() && col.len() == g.col_len());
+    run_on(isa, Im2colImage { g, x, col })
+}
+
 struct Col2imImage<'a, T> {
     g: &'a WindowGeometry,
     col: &'a [T],
@@ -433,6 +441,13 @@ pub fn col2im_image<T: Float>(g: &WindowGeometry, col: &[T], x: &mut [T]) -> Res
     check_len("col2im_image input col", g.col_len(), col.len())?;
     check_len("col2im_image output x", g.image_len(), x.len())?;
     run(Col2imImage { g, col, x })
+}
+
+/// [`col2im_image`] on a given ISA (see [`im2col_image_on`]); lengths are the caller's
+/// to check.
+pub(crate) fn col2im_image_on<T: Float>(isa: Isa, g: &WindowGeometry, col: &[T], x: &mut [T]) {
+    debug_assert!(col.len() == g.col_len() && x.len() == g.image_len());
+    run_on(isa, Col2imImage { g, col, x })
 }
 
 #[cfg(test)]
