@@ -284,17 +284,20 @@ impl<T: Float> Sequential<T> {
     }
 
     /// `0.5*lambda*sum(W^2)` over every weight matrix.
-    fn decay_loss(&self) -> T {
+    /// Visits the parameters in place (no list is built, so nothing is allocated per step).
+    fn decay_loss(&mut self) -> Result<T> {
         if self.weight_decay == T::ZERO {
-            return T::ZERO;
+            return Ok(T::ZERO);
         }
         let half = T::from_f64(0.5) * self.weight_decay;
-        self.params()
-            .into_iter()
-            .filter(|(n, _)| n.starts_with('W'))
-            .map(|(_, w)| w.iter().map(|&v| v * v).sum::<T>())
-            .sum::<T>()
-            * half
+        let mut sum = T::ZERO;
+        self.visit_params(&mut |name, w, _| {
+            if name.starts_with('W') {
+                sum += w.iter().map(|&v| v * v).sum::<T>();
+            }
+            Ok(())
+        })?;
+        Ok(sum * half)
     }
 
     /// Forward and loss (weight decay included).
@@ -305,7 +308,8 @@ impl<T: Float> Sequential<T> {
         self.forward(x, shape, mode)?;
         let out_shape = *self.shapes.last().expect("prepared");
         let scores = self.acts.last().expect("prepared");
-        let l = self.loss.forward(scores, out_shape, t)? + self.decay_loss();
+        let l = self.loss.forward(scores, out_shape, t)?;
+        let l = l + self.decay_loss()?;
         self.last_loss = Some(l);
         Ok(l)
     }
