@@ -234,7 +234,11 @@ impl<T: Float> Sequential<T> {
         }
     }
 
-    /// Sizes the buffers for an input of shape `shape` (allocates only when it changes).
+    /// Sizes the buffers for an input of shape `shape`: nothing to do for the shape of the
+    /// last call; for another shape the buffers are resized (and zeroed) in place, so they
+    /// allocate only when they grow past every shape seen so far. Alternating batch sizes
+    /// (a short last batch, an evaluation batch) therefore stop allocating once each size
+    /// has been seen.
     fn prepare(&mut self, shape: Shape) -> Result<()> {
         if self.input_shape == Some(shape) {
             return Ok(());
@@ -242,18 +246,25 @@ impl<T: Float> Sequential<T> {
         if self.layers.is_empty() {
             return Err(Error::State("a Sequential needs at least one layer".into()));
         }
-        let mut shapes = Vec::with_capacity(self.layers.len());
+        // Invalid until every layer has accepted its input shape.
+        self.input_shape = None;
+        self.shapes.clear();
         let mut s = shape;
         for layer in &self.layers {
             s = layer.output_shape(s).map_err(|e| match e {
-                Error::Shape(m) => Error::Shape(format!("{} (layer {}): {m}", layer.name(), shapes.len() + 1)),
+                Error::Shape(m) => Error::Shape(format!("{} (layer {}): {m}", layer.name(), self.shapes.len() + 1)),
                 other => other,
             })?;
-            shapes.push(s);
+            self.shapes.push(s);
         }
-        self.acts = shapes.iter().map(|s| vec![T::ZERO; s.len()]).collect();
-        self.grads = shapes.iter().map(|s| vec![T::ZERO; s.len()]).collect();
-        self.shapes = shapes;
+        let n = self.shapes.len();
+        for bufs in [&mut self.acts, &mut self.grads] {
+            bufs.resize_with(n, Vec::new);
+            for (buf, s) in bufs.iter_mut().zip(&self.shapes) {
+                buf.clear();
+                buf.resize(s.len(), T::ZERO);
+            }
+        }
         self.input_shape = Some(shape);
         Ok(())
     }
@@ -415,4 +426,42 @@ pub fn argmax<T: Float>(row: &[T]) -> usize {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::{Affine, ReLU, SoftmaxWithLoss};
+
+    fn net() -> Sequential<f64> {
+        Sequential::new(Box::new(SoftmaxWithLoss::new()))
+            .push(Box::new(Affine::he_normal(4, 8, 1).unwrap()))
+            .push(Box::new(ReLU::new()))
+            .push(Box::new(Affine::he_normal(8, 3, 2).unwrap()))
+    }
+
+    /// Buffers resized in place for another batch size (and after a rejected shape) give
+    /// the same losses and gradients as a network that only ever saw that batch size.
+    #[test]
+    fn batch_size_changes_match_a_fresh_network() {
+        let x: Vec<f64> = (0..20).map(|i| (i as f64 * 0.37).sin()).collect();
+        let labels = [0usize, 2, 1, 1, 0];
+        let run = |net: &mut Sequential<f64>, n: usize| {
+            let shape = Shape::new(&[n, 4]).unwrap();
+            let l = net.gradient(&x[..4 * n], shape, Labels::Index(&labels[..n])).unwrap();
+            let grads: Vec<u64> = net
+                .grads()
+                .iter()
+                .flat_map(|(_, g)| g.iter().map(|v| v.to_bits()))
+                .collect();
+            (l.to_bits(), grads)
+        };
+        let mut reused = net();
+        for n in [5, 2, 5] {
+            assert_eq!(run(&mut reused, n), run(&mut net(), n), "batch {n}");
+        }
+        let bad = Shape::new(&[2, 3]).unwrap();
+        assert!(reused.forward(&x[..6], bad, Mode::Train).is_err());
+        assert_eq!(run(&mut reused, 5), run(&mut net(), 5), "after a rejected shape");
+    }
 }
