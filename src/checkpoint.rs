@@ -82,6 +82,7 @@ impl Checkpoint {
     /// # Errors
     /// [`Error::Data`] naming `path` for a truncated or corrupt file or another dtype.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        precheck_header(bytes, path)?;
         let (_, metadata) = SafeTensors::read_metadata(bytes)
             .map_err(|e| data_err(path, format!("not a valid checkpoint (safetensors header): {e}")))?;
         let st = SafeTensors::deserialize(bytes).map_err(|e| data_err(path, format!("corrupt checkpoint: {e}")))?;
@@ -136,6 +137,63 @@ impl Checkpoint {
         let bytes = std::fs::read(path).map_err(|e| data_err(path, format!("cannot read: {e}")))?;
         Self::from_bytes(&bytes, path)
     }
+}
+
+/// Refuses a header holding a number larger than the file before safetensors sees it.
+///
+/// safetensors 0.8 validates each tensor's size with checked arithmetic but then adds the
+/// end of the last tensor to the header length unchecked: offsets summing to nearly 2^64
+/// (eight tensors of 2^61 bytes) panic with overflow checks on. In a valid file every data
+/// offset, and every dimension of a non-empty tensor, is at most the file's length, so any
+/// larger integer in the header means a corrupt file. (A zero-element tensor with a
+/// dimension larger than the file is refused too; no real checkpoint has one.)
+///
+/// The scan skips JSON strings (names, metadata) and looks at every digit run outside them,
+/// whatever key it belongs to, so escaped key names cannot hide an offset.
+fn precheck_header(bytes: &[u8], path: &Path) -> Result<()> {
+    let Some(head) = bytes.first_chunk::<8>() else {
+        return Ok(()); // safetensors reports the missing length
+    };
+    let n = u64::from_le_bytes(*head);
+    let text = usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_add(8))
+        .and_then(|end| bytes.get(8..end));
+    let Some(text) = text else {
+        return Ok(()); // safetensors reports a header longer than the file
+    };
+    let limit = bytes.len() as u64;
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'"' => {
+                i += 1;
+                while i < text.len() && text[i] != b'"' {
+                    i += if text[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'0'..=b'9' => {
+                let s = i;
+                while i < text.len() && text[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let digits = std::str::from_utf8(&text[s..i]).expect("ASCII digits");
+                if !matches!(digits.parse::<u64>(), Ok(v) if v <= limit) {
+                    let shown: String = digits.chars().take(40).collect();
+                    return Err(data_err(
+                        path,
+                        format!(
+                            "corrupt checkpoint: header number {shown} is larger than the {limit}-byte file \
+                             (no offset or dimension of a tensor in it can be)"
+                        ),
+                    ));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -140,9 +140,28 @@ fn remaining_after_header(bytes: &[u8], path: &Path) -> Result<usize> {
         .ok_or_else(|| data_err(path, "truncated header"))
 }
 
-/// Checks what npyz trusts blindly: that the header fits in the file (it allocates the
-/// header's claimed length before reading it) and that the product of the dimensions fits
-/// in `u64` (it multiplies them unchecked, a panic in debug builds).
+/// NumPy's own limit on the header text (`max_header_size`, added to `np.load` because
+/// parsing a long Python literal is slow). A plain array's header is a few hundred bytes
+/// at most.
+const MAX_HEADER_TEXT: usize = 10_000;
+
+/// Deepest bracket nesting accepted in the header. A plain array's header is a dict holding
+/// a shape tuple (depth 2); py_literal's parser backtracks exponentially on nesting (24
+/// levels of `[` take two minutes), so deeper headers are refused before it sees them.
+const MAX_HEADER_DEPTH: usize = 4;
+
+/// Checks what npyz trusts blindly, before it sees the file:
+/// - that the header fits in the file (npyz allocates the claimed length before reading);
+/// - that the header is short and shallow enough to parse quickly (see
+///   [`MAX_HEADER_TEXT`], [`MAX_HEADER_DEPTH`]);
+/// - that no tuple or list of integers in it has a product of its non-zero members that
+///   overflows `u64` (npyz multiplies the shape, and every suffix of it for the strides,
+///   unchecked: a panic in debug builds).
+///
+/// The header is scanned as the subset of Python literals that NumPy writes: strings in
+/// single or double quotes, decimal integers, `True`/`False`/`None`, brackets, `,` and
+/// `:`. Anything else is refused, so that no integer can hide from the scan (every tuple or
+/// list is checked, whatever its key is called or however the key is quoted).
 fn precheck_header(bytes: &[u8], path: &Path) -> Result<()> {
     if !bytes.starts_with(b"\x93NUMPY") {
         return Ok(()); // npyz reports the bad magic number
@@ -150,28 +169,114 @@ fn precheck_header(bytes: &[u8], path: &Path) -> Result<()> {
     remaining_after_header(bytes, path)?;
     let start = if bytes[6] == 1 { 10 } else { 12 };
     let end = header_total(bytes).unwrap_or(start).max(start);
-    let text = String::from_utf8_lossy(&bytes[start..end]);
-    let dims = text.split_once("'shape'").and_then(|(_, r)| {
-        let (inner, _) = r.split_once('(')?.1.split_once(')')?;
-        inner
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<u64>().ok())
-            .collect::<Option<Vec<u64>>>()
-    });
-    if let Some(dims) = dims
-        && dims
-            .iter()
-            .filter(|&&d| d != 0)
-            .try_fold(1u64, |a, &d| a.checked_mul(d))
-            .is_none()
-    {
-        return Err(data_err(path, format!("shape {dims:?} overflows")));
+    let text = &bytes[start..end];
+    if text.len() > MAX_HEADER_TEXT {
+        return Err(data_err(
+            path,
+            format!(
+                "header of {} bytes is longer than {MAX_HEADER_TEXT} (NumPy's own limit)",
+                text.len()
+            ),
+        ));
+    }
+    scan_header(text).map_err(|m| data_err(path, format!("header: {m}")))
+}
+
+/// One open bracket: its closing byte and the integers directly inside it (tuples and
+/// lists only), for the overflow check.
+struct Seq {
+    close: u8,
+    ints: Vec<u64>,
+}
+
+/// Scans a header's text (see [`precheck_header`]); returns what is wrong with it.
+fn scan_header(text: &[u8]) -> std::result::Result<(), String> {
+    let mut stack: Vec<Seq> = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        match b {
+            b' ' | b'\t' | b'\r' | b'\n' | b',' | b':' => i += 1,
+            b'{' | b'(' | b'[' => {
+                if stack.len() == MAX_HEADER_DEPTH {
+                    return Err(format!("brackets nested deeper than {MAX_HEADER_DEPTH}"));
+                }
+                let close = match b {
+                    b'{' => b'}',
+                    b'(' => b')',
+                    _ => b']',
+                };
+                stack.push(Seq {
+                    close,
+                    ints: Vec::new(),
+                });
+                i += 1;
+            }
+            b'}' | b')' | b']' => {
+                let seq = stack
+                    .pop()
+                    .filter(|s| s.close == b)
+                    .ok_or_else(|| format!("unbalanced {:?} at byte {i}", b as char))?;
+                let mut nonzero = seq.ints.iter().filter(|&&d| d != 0);
+                if nonzero.try_fold(1u64, |a, &d| a.checked_mul(d)).is_none() {
+                    return Err(format!("shape {:?} overflows", seq.ints));
+                }
+                i += 1;
+            }
+            b'\'' | b'"' => {
+                if text[i..].starts_with(&[b; 3]) {
+                    return Err("triple-quoted strings are not supported".into());
+                }
+                i += 1;
+                loop {
+                    match text.get(i) {
+                        None | Some(b'\n') => return Err("unterminated string".into()),
+                        Some(&c) if c == b => break,
+                        Some(b'\\') => i += 2,
+                        Some(_) => i += 1,
+                    }
+                }
+                i += 1;
+            }
+            b'0'..=b'9' => {
+                let s = i;
+                while text.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+                if text
+                    .get(i)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.'))
+                {
+                    return Err(format!("unsupported number syntax at byte {s}"));
+                }
+                let digits = std::str::from_utf8(&text[s..i]).expect("ASCII digits");
+                let v: u64 = digits.parse().map_err(|_| {
+                    let shown: String = digits.chars().take(40).collect();
+                    format!("integer {shown} does not fit in 64 bits")
+                })?;
+                if let Some(seq) = stack.last_mut().filter(|s| s.close != b'}') {
+                    seq.ints.push(v);
+                }
+            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'_' => {
+                let s = i;
+                while text.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+                    i += 1;
+                }
+                let word = &text[s..i];
+                if !matches!(word, b"True" | b"False" | b"None") {
+                    let shown = String::from_utf8_lossy(&word[..word.len().min(40)]).into_owned();
+                    return Err(format!("unexpected name {shown:?} (not a NumPy header)"));
+                }
+            }
+            _ => return Err(format!("unexpected byte {b:#04x} at byte {i} (not a NumPy header)")),
+        }
+    }
+    if !stack.is_empty() {
+        return Err("unclosed bracket".into());
     }
     Ok(())
 }
-
 /// Reads a numeric `.npy` file.
 ///
 /// # Errors

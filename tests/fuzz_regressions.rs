@@ -1,0 +1,117 @@
+//! Inputs that crashed (or hung) a reader or kernel, minimized, one test each.
+//!
+//! Each test names how the input was found, what went wrong and where the fix lives.
+//! Readers must return an error; kernels must agree with `kernels::reference`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use scratchnet::Error;
+use scratchnet::checkpoint::Checkpoint;
+use scratchnet::data::parse_npy;
+
+/// A version-1 `.npy` file with header text `header` (padded, newline-terminated) and
+/// `data`.
+fn npy(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = header.to_owned();
+    while !(10 + h.len() + 1).is_multiple_of(64) {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend_from_slice(&u16::try_from(h.len()).unwrap().to_le_bytes());
+    b.extend_from_slice(h.as_bytes());
+    b.extend_from_slice(data);
+    b
+}
+
+fn npy_err(bytes: &[u8], needles: &[&str]) {
+    match parse_npy(bytes, Path::new("r.npy")) {
+        Err(e @ Error::Data { .. }) => {
+            let msg = e.to_string();
+            for n in needles {
+                assert!(msg.contains(n), "{msg:?} lacks {n:?}");
+            }
+        }
+        other => panic!("expected Error::Data, got {other:?}"),
+    }
+}
+
+/// Found by review while writing the npy target: the old precheck looked for the text
+/// `'shape'` followed by `(`, so a shape keyed `"shape"` (double quotes) or written as a
+/// list reached npyz, whose unchecked `shape.iter().product()` panicked ("attempt to
+/// multiply with overflow", npyz-0.9.1 read.rs `from_parts`) in builds with overflow checks.
+/// Fixed in src/data/npy.rs: every tuple and list in the header is checked.
+#[test]
+fn npy_shape_overflow_hidden_from_the_old_precheck() {
+    let huge = "4000000000, 4000000000, 4000000000";
+    for h in [
+        format!("{{\"descr\": '|u1', 'fortran_order': False, \"shape\": ({huge}), }}"),
+        format!("{{'descr': '|u1', 'fortran_order': False, 'shape': [{huge}], }}"),
+        // An escaped key: py_literal unescapes it to 'shape'.
+        format!("{{'descr': '|u1', 'fortran_order': False, 'sh\\x61pe': ({huge}), }}"),
+        // A decoy 'shape' inside a string ahead of the real one.
+        format!("{{'descr': '|u1', 'x': \"'shape': (1,)\", 'fortran_order': False, 'shape': ({huge}), }}"),
+        // Zero elements, but the strides (suffix products) overflow.
+        format!("{{'descr': '|u1', 'fortran_order': False, \"shape\": [0, {huge}], }}"),
+    ] {
+        npy_err(&npy(&h, &[]), &["overflows", "4000000000"]);
+    }
+}
+
+/// Found by review while writing the npy target: py_literal's parser backtracks
+/// exponentially on nested brackets; 24 levels of `[` in a 150-byte header took about two
+/// minutes to parse (and succeeded). Fixed in src/data/npy.rs: headers nesting deeper than
+/// four brackets are refused before npyz parses them. The time bound is loose on purpose
+/// (the old code needed seconds already at 20 levels).
+#[test]
+fn npy_deeply_nested_header_is_refused_quickly() {
+    for depth in [5, 24, 2000] {
+        let h = format!(
+            "{{'descr': '|u1', 'fortran_order': False, 'shape': (1,), 'x': {}{} }}",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let b = npy(&h, &[7]);
+        let t = Instant::now();
+        npy_err(&b, &["nested deeper than 4"]);
+        assert!(t.elapsed() < Duration::from_secs(2), "depth {depth}: {:?}", t.elapsed());
+    }
+    // A legitimate header at the depth limit still parses.
+    let ok = parse_npy(
+        &npy(
+            "{'descr': '|u1', 'fortran_order': False, 'shape': (1,), 'x': [[1]], }",
+            &[7],
+        ),
+        Path::new("ok.npy"),
+    )
+    .unwrap();
+    assert_eq!(ok.values, vec![7.0]);
+}
+
+/// Found by review while writing the checkpoint target: safetensors 0.8
+/// `SafeTensors::read_metadata` checks each tensor's size but computes
+/// `buffer_end + N_LEN + n` unchecked (tensor.rs:420); eight contiguous U8 tensors of
+/// 2^61 - 1 bytes make `buffer_end` 2^64 - 8 and the addition panicked ("attempt to add with
+/// overflow") with overflow checks on. Fixed in src/checkpoint.rs: header numbers larger
+/// than the file are refused first.
+#[test]
+fn checkpoint_offsets_summing_past_u64_max() {
+    let m = (1u64 << 61) - 1;
+    let parts: Vec<String> = (0..8u64)
+        .map(|i| {
+            format!(
+                r#""t{i}":{{"dtype":"U8","shape":[{m}],"data_offsets":[{},{}]}}"#,
+                i * m,
+                (i + 1) * m
+            )
+        })
+        .collect();
+    let h = format!("{{{}}}", parts.join(","));
+    let mut b = (h.len() as u64).to_le_bytes().to_vec();
+    b.extend_from_slice(h.as_bytes());
+    match Checkpoint::from_bytes(&b, Path::new("r.safetensors")) {
+        Err(e @ Error::Data { .. }) => assert!(e.to_string().contains("larger than the"), "{e}"),
+        other => panic!("expected Error::Data, got {other:?}"),
+    }
+}
