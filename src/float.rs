@@ -8,23 +8,80 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 pub(crate) mod sealed {
     /// Seals [`super::Float`] and carries the per-ISA vector types, which stay private to
     /// the crate (running them on a CPU without the ISA would be undefined behaviour).
+    use std::cell::RefCell;
+
+    use aligned_vec::{AVec, ConstAlign};
+
+    /// A 64-byte aligned buffer.
+    type Buffer<T> = AVec<T, ConstAlign<64>>;
+
     pub trait Sealed: Sized {
         #[cfg(target_arch = "x86_64")]
         type Avx2: crate::simd::Vector<E = Self>;
+        #[cfg(target_arch = "x86_64")]
+        type Avx512: crate::simd::GemmVec<E = Self>;
         #[cfg(target_arch = "aarch64")]
         type Neon: crate::simd::Vector<E = Self>;
+
+        /// Runs `f` on `len` elements of this thread's GEMM packing buffer (contents
+        /// unspecified). A buffer shorter than `len` grows to `max(len, reserve)`, and it
+        /// never shrinks, so a thread allocates at most once for all calls with
+        /// `len <= reserve`.
+        fn with_pack_buffer<R>(len: usize, reserve: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
     }
+
+    /// Runs `f` on `len` elements of `cell`'s buffer, grown to `max(len, reserve)` if
+    /// shorter than `len`, or on a fresh one if the cell is already borrowed (a GEMM never
+    /// calls another, so that does not happen in practice).
+    fn with_buffer<T: Copy + Default, R>(
+        cell: &RefCell<Buffer<T>>,
+        len: usize,
+        reserve: usize,
+        f: impl FnOnce(&mut [T]) -> R,
+    ) -> R {
+        match cell.try_borrow_mut() {
+            Ok(mut buf) => {
+                if buf.len() < len {
+                    buf.resize(len.max(reserve), T::default());
+                }
+                f(&mut buf[..len])
+            }
+            Err(_) => {
+                let mut buf = Buffer::<T>::new(64);
+                buf.resize(len, T::default());
+                f(&mut buf[..])
+            }
+        }
+    }
+
+    thread_local! {
+        static PACK_F32: RefCell<Buffer<f32>> = RefCell::new(Buffer::new(64));
+        static PACK_F64: RefCell<Buffer<f64>> = RefCell::new(Buffer::new(64));
+    }
+
     impl Sealed for f32 {
         #[cfg(target_arch = "x86_64")]
         type Avx2 = crate::simd::Avx2F32;
+        #[cfg(target_arch = "x86_64")]
+        type Avx512 = crate::simd::Avx512F32;
         #[cfg(target_arch = "aarch64")]
         type Neon = crate::simd::NeonF32;
+
+        fn with_pack_buffer<R>(len: usize, reserve: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+            PACK_F32.with(|cell| with_buffer(cell, len, reserve, f))
+        }
     }
     impl Sealed for f64 {
         #[cfg(target_arch = "x86_64")]
         type Avx2 = crate::simd::Avx2F64;
+        #[cfg(target_arch = "x86_64")]
+        type Avx512 = crate::simd::Avx512F64;
         #[cfg(target_arch = "aarch64")]
         type Neon = crate::simd::NeonF64;
+
+        fn with_pack_buffer<R>(len: usize, reserve: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+            PACK_F64.with(|cell| with_buffer(cell, len, reserve, f))
+        }
     }
 }
 
@@ -86,7 +143,8 @@ pub trait Float:
     /// True unless infinite or NaN.
     fn is_finite(self) -> bool;
 
-    /// `C <- alpha*A*B + beta*C` through matrixmultiply; see [`crate::kernels::gemm`].
+    /// `C <- alpha*A*B + beta*C` through matrixmultiply (the baseline scratchnet's own GEMM
+    /// is measured against); see [`crate::kernels::gemm::gemm_matrixmultiply`].
     ///
     /// # Safety
     /// The caller guarantees that every index `i*rs + j*cs` of each operand lies inside

@@ -8,7 +8,7 @@
 use crate::error::{Error, Result, check_len};
 use crate::float::Float;
 use crate::kernels::activation::{Epilogue, apply_bias_epilogue};
-use crate::kernels::gemm::{MatMut, MatRef, gemm};
+use crate::kernels::gemm::{MatMut, MatRef, PackedA, gemm_isa, gemm_packed, packed_a_len_max};
 use crate::kernels::geometry::ConvGeometry;
 use crate::kernels::geometry::PoolGeometry;
 use crate::kernels::im2col::{col2im_image_on, im2col_image_on};
@@ -40,13 +40,24 @@ fn check_scratch(what: &'static str, need: usize, got: usize) -> Result<()> {
     Ok(())
 }
 
+/// Scratch elements of the filter matrix `W` (`FN x K`) packed for the GEMM, once per call.
+fn packed_w_len<T>(g: &ConvGeometry) -> usize {
+    cache_round::<T>(packed_a_len_max(g.filters, g.window.col_rows()))
+}
+
+/// Scratch elements of `W^T` (`K x FN`) packed for the GEMM, once per backward call.
+fn packed_wt_len<T>(g: &ConvGeometry) -> usize {
+    cache_round::<T>(packed_a_len_max(g.window.col_rows(), g.filters))
+}
+
 /// Scratch elements [`conv2d_forward`] needs for geometry `g`.
 pub fn conv2d_forward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
-    if is_pointwise(g) {
+    let cols = if is_pointwise(g) {
         0
     } else {
         chunking(g.window.batch).0 * cache_round::<T>(g.window.col_len())
-    }
+    };
+    packed_w_len::<T>(g) + cols
 }
 
 /// Convolution forward: `out[n] = W * im2col(x[n]) + b`, then `epilogue`.
@@ -88,7 +99,8 @@ pub fn conv2d_forward<T: Float>(
     let isa = crate::simd::active_isa()?;
     let (_, per) = chunking(win.batch);
     let (k, p, img, oimg) = (win.col_rows(), win.out_pixels(), win.image_len(), g.out_image_len());
-    let wmat = MatRef::row_major(w, g.filters, k);
+    let (wbuf, cols) = scratch[..need].split_at_mut(packed_w_len::<T>(g));
+    let wmat = PackedA::pack(isa, MatRef::row_major(w, g.filters, k), wbuf)?;
     let run = |ci: usize, col: &mut [T], out_chunk: &mut [T]| {
         let used = win.col_len().min(col.len());
         let col = &mut col[..used];
@@ -101,17 +113,15 @@ pub fn conv2d_forward<T: Float>(
                 im2col_image_on(isa, win, x_n, col);
                 MatRef::row_major(&*col, k, p)
             };
-            gemm(T::ONE, wmat, colm, T::ZERO, MatMut::row_major(out_n, g.filters, p)).expect("shapes checked");
+            gemm_packed(T::ONE, &wmat, colm, T::ZERO, MatMut::row_major(out_n, g.filters, p)).expect("shapes checked");
             apply_bias_epilogue(isa, out_n, b, p, epilogue);
         }
     };
-    if need == 0 {
+    if is_pointwise(g) {
         for_each_chunk1(out, per * oimg, |ci, o| run(ci, &mut [], o));
     } else {
         let slot = cache_round::<T>(win.col_len());
-        for_each_chunk2(&mut scratch[..need], slot, out, per * oimg, |ci, col, o| {
-            run(ci, col, o)
-        });
+        for_each_chunk2(cols, slot, out, per * oimg, |ci, col, o| run(ci, col, o));
     }
     Ok(())
 }
@@ -124,12 +134,14 @@ pub fn conv2d_backward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
     } else {
         cache_round::<T>(win.col_len())
     };
-    chunking(win.batch).0 * (2 * slot + cache_round::<T>(g.weight_len() + g.filters))
+    packed_wt_len::<T>(g) + chunking(win.batch).0 * (2 * slot + cache_round::<T>(g.weight_len() + g.filters))
 }
 
 /// Convolution backward.
 ///
 /// Given `dout` `(N, FN, OH, OW)`, computes `dw = sum_n dout[n] * im2col(x[n])^T`
+/// (as its transpose `im2col(x[n]) * dout[n]^T`, so that the large column matrix is read
+/// in place by the GEMM)
 /// `(FN, C, FH, FW)`, `db = sum_n sum_pixels dout[n]` `(FN,)` and, when `dx` is given,
 /// `dx[n] = col2im(W^T * dout[n])` `(N, C, H, W)`. All outputs are overwritten. Sums over
 /// the batch are reduced chunk by chunk in a fixed order, so results do not depend on the
@@ -173,8 +185,9 @@ pub fn conv2d_backward<T: Float>(
     let cols = if pointwise { 0 } else { win.col_len() };
     let slot = cache_round::<T>(cols);
     let per_chunk = 2 * slot + cache_round::<T>(g.weight_len() + fnum);
-    let scratch = &mut scratch[..need];
-    let wmat = MatRef::row_major(w, fnum, k);
+    let (wbuf, scratch) = scratch[..need].split_at_mut(packed_wt_len::<T>(g));
+    // W^T (K x FN), packed once for every image's dx.
+    let wt = PackedA::pack(isa, MatRef::row_major(w, fnum, k).t(), wbuf)?;
     let want_dx = dx.is_some();
 
     // One chunk: accumulate its partial dW, db; write dx for its images.
@@ -182,8 +195,9 @@ pub fn conv2d_backward<T: Float>(
         let (col, rest) = ws.split_at_mut(slot);
         let (dcol, rest) = rest.split_at_mut(slot);
         let (col, dcol) = (&mut col[..cols], &mut dcol[..cols]);
-        let (dw_part, db_part) = rest[..fnum * k + fnum].split_at_mut(fnum * k);
-        dw_part.fill(T::ZERO);
+        // This chunk's dW^T (K x FN) and db.
+        let (dwt_part, db_part) = rest[..fnum * k + fnum].split_at_mut(fnum * k);
+        dwt_part.fill(T::ZERO);
         db_part.fill(T::ZERO);
         let images = if want_dx {
             dx_chunk.len() / img
@@ -201,17 +215,25 @@ pub fn conv2d_backward<T: Float>(
                 MatRef::row_major(&*col, k, p)
             };
             let dmat = MatRef::row_major(d_n, fnum, p);
-            // dW_part (FN x K) += dout_n (FN x P) * col^T (P x K)
-            gemm(T::ONE, dmat, colm.t(), T::ONE, MatMut::row_major(dw_part, fnum, k)).expect("shapes checked");
+            // dW^T (K x FN) += col (K x P) * dout_n^T (P x FN)
+            gemm_isa(
+                isa,
+                T::ONE,
+                colm,
+                dmat.t(),
+                T::ONE,
+                MatMut::row_major(dwt_part, k, fnum),
+            )
+            .expect("shapes checked");
             for (acc, row) in db_part.iter_mut().zip(d_n.chunks_exact(p)) {
                 *acc += row.iter().copied().sum::<T>();
             }
             if want_dx {
                 let dx_n = &mut dx_chunk[j * img..(j + 1) * img];
                 if pointwise {
-                    gemm(T::ONE, wmat.t(), dmat, T::ZERO, MatMut::row_major(dx_n, k, p)).expect("shapes checked");
+                    gemm_packed(T::ONE, &wt, dmat, T::ZERO, MatMut::row_major(dx_n, k, p)).expect("shapes checked");
                 } else {
-                    gemm(T::ONE, wmat.t(), dmat, T::ZERO, MatMut::row_major(dcol, k, p)).expect("shapes checked");
+                    gemm_packed(T::ONE, &wt, dmat, T::ZERO, MatMut::row_major(dcol, k, p)).expect("shapes checked");
                     col2im_image_on(isa, win, dcol, dx_n);
                 }
             }
@@ -225,9 +247,11 @@ pub fn conv2d_backward<T: Float>(
     dw.fill(T::ZERO);
     db.fill(T::ZERO);
     for ws in scratch.chunks_exact(per_chunk).take(chunks) {
-        let (dw_part, db_part) = ws[2 * slot..2 * slot + fnum * k + fnum].split_at(fnum * k);
-        for (a, v) in dw.iter_mut().zip(dw_part) {
-            *a += *v;
+        let (dwt_part, db_part) = ws[2 * slot..2 * slot + fnum * k + fnum].split_at(fnum * k);
+        for (kk, row) in dwt_part.chunks_exact(fnum).enumerate() {
+            for (f, v) in row.iter().enumerate() {
+                dw[f * k + kk] += *v;
+            }
         }
         for (a, v) in db.iter_mut().zip(db_part) {
             *a += *v;
@@ -236,10 +260,12 @@ pub fn conv2d_backward<T: Float>(
     Ok(())
 }
 
-/// Scratch elements [`conv2d_relu_pool_forward`] needs: per chunk, one column matrix and
+/// Scratch elements [`conv2d_relu_pool_forward`] needs: the packed filter matrix, and per
+/// chunk one column matrix and
 /// one image's convolution output.
 pub fn conv2d_relu_pool_forward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
-    chunking(g.window.batch).0 * (cache_round::<T>(g.window.col_len()) + cache_round::<T>(g.out_image_len()))
+    packed_w_len::<T>(g)
+        + chunking(g.window.batch).0 * (cache_round::<T>(g.window.col_len()) + cache_round::<T>(g.out_image_len()))
 }
 
 /// Fused convolution -> ReLU -> max-pooling forward, image by image while the convolution
@@ -286,9 +312,10 @@ pub fn conv2d_relu_pool_forward<T: Float>(
     let (k, p, img, zlen) = (win.col_rows(), win.out_pixels(), win.image_len(), g.out_image_len());
     let pimg = g.filters * pw.out_pixels();
     let pointwise = is_pointwise(g);
-    let wmat = MatRef::row_major(w, g.filters, k);
     let slot = cache_round::<T>(win.col_len());
     let per_chunk = slot + cache_round::<T>(zlen);
+    let (wbuf, scratch) = scratch[..need].split_at_mut(packed_w_len::<T>(g));
+    let wmat = PackedA::pack(isa, MatRef::row_major(w, g.filters, k), wbuf)?;
     let scratch = &mut scratch[..chunks * per_chunk];
     for_each_chunk3(
         scratch,
@@ -310,7 +337,7 @@ pub fn conv2d_relu_pool_forward<T: Float>(
                     im2col_image_on(isa, win, x_n, col);
                     MatRef::row_major(&*col, k, p)
                 };
-                gemm(T::ONE, wmat, colm, T::ZERO, MatMut::row_major(z, g.filters, p)).expect("shapes checked");
+                gemm_packed(T::ONE, &wmat, colm, T::ZERO, MatMut::row_major(z, g.filters, p)).expect("shapes checked");
                 let o_n = &mut out_c[j * pimg..(j + 1) * pimg];
                 let a_n = &mut arg_c[j * pimg..(j + 1) * pimg];
                 pool_planes(isa, pool, z, o_n, a_n);

@@ -1,11 +1,18 @@
-//! The one place that calls matrixmultiply: `C <- alpha*A*B + beta*C` on strided slices.
+//! `C <- alpha*A*B + beta*C` on strided slices.
 //!
 //! Every GEMM in scratchnet goes through [`gemm`], which checks once that each strided
-//! matrix lies inside its slice and then calls `sgemm`/`dgemm`. matrixmultiply's own
-//! `threading` feature stays off: rayon owns the threads, one GEMM per task.
+//! matrix lies inside its slice and then runs scratchnet's own packed GEMM on the active
+//! ISA (a register-blocked micro-kernel over AVX2, NEON or scalar vectors, packing
+//! buffers cached per thread, so steady-state calls allocate nothing). GEMMs are
+//! single-threaded: rayon owns the threads, one GEMM per task.
+//!
+//! [`gemm_matrixmultiply`] runs the same product through the matrixmultiply crate, the
+//! baseline the benches and tests compare against.
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::kernels::packed_gemm::{AOperand, gemm_on, pack_a_into, packed_a_len};
+use crate::simd::{Isa, active_isa};
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i*rs + j*cs]`.
 #[derive(Debug, Clone, Copy)]
@@ -93,26 +100,11 @@ fn check_fits(what: &str, rows: usize, cols: usize, rs: usize, cs: usize, len: u
     Ok(false)
 }
 
-/// `C <- alpha*A*B + beta*C`, with `A` `m x k`, `B` `k x n`, `C` `m x n`.
-///
-/// When `beta == 0`, `C` is only written (its old contents, even NaN, are ignored).
-///
-/// # Errors
-/// [`Error::Shape`] when the inner or outer dimensions disagree, when a view does not fit
-/// in its slice, or when `C`'s strides would make two elements alias.
-///
-/// # Example
-/// ```
-/// use scratchnet::kernels::gemm::{gemm, MatMut, MatRef};
-/// let a = [1.0f32, 2.0, 3.0, 4.0]; // 2x2
-/// let b = [1.0f32, 0.0, 0.0, 1.0]; // identity
-/// let mut c = [0.0f32; 4];
-/// gemm(1.0, MatRef::row_major(&a, 2, 2), MatRef::row_major(&b, 2, 2), 0.0,
-///      MatMut::row_major(&mut c, 2, 2)).unwrap();
-/// assert_eq!(c, a);
-/// ```
-pub fn gemm<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: MatMut<'_, T>) -> Result<()> {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
+/// Checks `B` and `C` of an `m x k x n` product; returns whether there is work left:
+/// `false` when `C` is empty or `k == 0` (in which case `C` has already been set to
+/// `beta*C`).
+fn validate_bc<T: Float>(m: usize, k: usize, b: &MatRef<'_, T>, beta: T, c: &mut MatMut<'_, T>) -> Result<bool> {
+    let n = b.cols;
     if b.rows != k || c.rows != m || c.cols != n {
         return Err(Error::Shape(format!(
             "gemm: A is {m}x{k}, B is {}x{n}, C is {}x{}",
@@ -129,11 +121,9 @@ pub fn gemm<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: 
         }
     }
     if check_fits("C", m, n, c.rs, c.cs, c.data.len())? {
-        return Ok(());
+        return Ok(false);
     }
-    let a_empty = check_fits("A", m, k, a.rs, a.cs, a.data.len())?;
-    let b_empty = check_fits("B", k, n, b.rs, b.cs, b.data.len())?;
-    if a_empty || b_empty {
+    if check_fits("B", k, n, b.rs, b.cs, b.data.len())? {
         // k == 0: the product is empty, C <- beta*C.
         for i in 0..m {
             for j in 0..n {
@@ -141,16 +131,179 @@ pub fn gemm<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: 
                 *x = if beta == T::ZERO { T::ZERO } else { beta * *x };
             }
         }
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Checks the operands of a product; returns whether there is work left (see
+/// [`validate_bc`]).
+fn validate<T: Float>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, beta: T, c: &mut MatMut<'_, T>) -> Result<bool> {
+    let work = validate_bc(a.rows, a.cols, b, beta, c)?;
+    let a_empty = check_fits("A", a.rows, a.cols, a.rs, a.cs, a.data.len())?;
+    Ok(work && !a_empty)
+}
+
+/// A matrix packed once for the GEMM micro-kernel of one ISA, then multiplied by many
+/// `B`s ([`gemm_packed`]): the convolution packs its filter matrix once per call instead
+/// of once per image.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PackedA<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    isa: Isa,
+}
+
+/// Elements [`PackedA::pack`] needs for an `m x k` matrix, on whichever ISA.
+pub(crate) fn packed_a_len_max(m: usize, k: usize) -> usize {
+    [6, 8].iter().map(|&mr| m.div_ceil(mr) * mr).max().unwrap_or(0) * k
+}
+
+impl<'a, T: Float> PackedA<'a, T> {
+    /// Packs `a` for `isa` into the front of `buf`.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when `a` does not fit its slice; [`Error::Length`] when `buf` is
+    /// shorter than [`packed_a_len_max`].
+    pub(crate) fn pack(isa: Isa, a: MatRef<'_, T>, buf: &'a mut [T]) -> Result<Self> {
+        let need = packed_a_len::<T>(isa, a.rows, a.cols);
+        if buf.len() < need {
+            return Err(Error::Length {
+                what: "packed GEMM operand",
+                expected: need,
+                got: buf.len(),
+            });
+        }
+        if !check_fits("A", a.rows, a.cols, a.rs, a.cs, a.data.len())? {
+            // SAFETY: check_fits proved every strided index of A is inside a.data and that
+            // A is not empty; buf holds packed_a_len elements (checked above).
+            unsafe { pack_a_into(isa, a.rows, a.cols, a.data.as_ptr(), a.rs, a.cs, &mut buf[..need]) };
+        }
+        Ok(Self {
+            data: &buf[..need],
+            rows: a.rows,
+            cols: a.cols,
+            isa,
+        })
+    }
+}
+
+/// `C <- alpha*A*B + beta*C` with `A` packed by [`PackedA::pack`], on the ISA it was
+/// packed for.
+///
+/// # Errors
+/// As [`gemm`].
+pub(crate) fn gemm_packed<T: Float>(
+    alpha: T,
+    a: &PackedA<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    mut c: MatMut<'_, T>,
+) -> Result<()> {
+    if !validate_bc(a.rows, a.cols, &b, beta, &mut c)? || a.rows == 0 || a.cols == 0 {
         return Ok(());
     }
-    // SAFETY: check_fits proved every strided index of A, B and C is inside its slice and
-    // that strides fit in isize; C is a unique borrow, so it aliases neither A nor B, and
-    // the stride check above rules out C aliasing itself.
+    // SAFETY: validate_bc proved m, k, n >= 1 and that B and C fit their slices with C
+    // not aliasing itself; `a.data` is a whole packed A for `a.isa` (PackedA::pack);
+    // C is a unique borrow, so it aliases neither A nor B.
+    unsafe {
+        gemm_on(
+            a.isa,
+            a.rows,
+            a.cols,
+            b.cols,
+            alpha,
+            AOperand::Packed(a.data.as_ptr()),
+            (b.data.as_ptr(), b.rs, b.cs),
+            beta,
+            (c.data.as_mut_ptr(), c.rs, c.cs),
+        )
+    };
+    Ok(())
+}
+
+/// `C <- alpha*A*B + beta*C`, with `A` `m x k`, `B` `k x n`, `C` `m x n`.
+///
+/// When `beta == 0`, `C` is only written (its old contents, even NaN, are ignored).
+/// Runs on the active ISA ([`crate::simd::active_isa`]); after a thread's first call with
+/// its largest shape, calls allocate nothing.
+///
+/// # Errors
+/// [`Error::Shape`] when the inner or outer dimensions disagree, when a view does not fit
+/// in its slice, or when `C`'s strides would make two elements alias; [`Error::Isa`] when
+/// `SCRATCHNET_ISA` names a path this CPU lacks.
+///
+/// # Example
+/// ```
+/// use scratchnet::kernels::gemm::{gemm, MatMut, MatRef};
+/// let a = [1.0f32, 2.0, 3.0, 4.0]; // 2x2
+/// let b = [1.0f32, 0.0, 0.0, 1.0]; // identity
+/// let mut c = [0.0f32; 4];
+/// gemm(1.0, MatRef::row_major(&a, 2, 2), MatRef::row_major(&b, 2, 2), 0.0,
+///      MatMut::row_major(&mut c, 2, 2)).unwrap();
+/// assert_eq!(c, a);
+/// ```
+pub fn gemm<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: MatMut<'_, T>) -> Result<()> {
+    gemm_isa(active_isa()?, alpha, a, b, beta, c)
+}
+
+/// [`gemm`] on a given ISA (one the caller has checked with [`active_isa`] or
+/// [`Isa::is_available`]; an unavailable one falls back to scalar).
+pub(crate) fn gemm_isa<T: Float>(
+    isa: Isa,
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    mut c: MatMut<'_, T>,
+) -> Result<()> {
+    if !validate(&a, &b, beta, &mut c)? {
+        return Ok(());
+    }
+    // SAFETY: validate proved m, k, n >= 1, that every strided index of A, B and C is
+    // inside its slice, and that C's elements do not alias each other; C is a unique
+    // borrow, so it aliases neither A nor B.
+    unsafe {
+        gemm_on(
+            isa,
+            a.rows,
+            a.cols,
+            b.cols,
+            alpha,
+            AOperand::Strided(a.data.as_ptr(), a.rs, a.cs),
+            (b.data.as_ptr(), b.rs, b.cs),
+            beta,
+            (c.data.as_mut_ptr(), c.rs, c.cs),
+        )
+    };
+    Ok(())
+}
+
+/// The same product as [`gemm`], computed by the matrixmultiply crate (`sgemm`/`dgemm`,
+/// its own ISA detection, a packing buffer allocated per call): the baseline scratchnet's
+/// GEMM is benchmarked and tested against.
+///
+/// # Errors
+/// As [`gemm`], except that the ISA choice does not apply.
+pub fn gemm_matrixmultiply<T: Float>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    mut c: MatMut<'_, T>,
+) -> Result<()> {
+    if !validate(&a, &b, beta, &mut c)? {
+        return Ok(());
+    }
+    // SAFETY: validate proved every strided index of A, B and C is inside its slice and
+    // that C does not alias itself; check_fits also proved the strides fit in isize; C is a
+    // unique borrow, so it aliases neither A nor B.
     unsafe {
         T::gemm_raw(
-            m,
-            k,
-            n,
+            a.rows,
+            a.cols,
+            b.cols,
             alpha,
             a.data.as_ptr(),
             a.rs as isize,

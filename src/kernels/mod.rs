@@ -14,6 +14,7 @@ pub mod geometry;
 pub mod im2col;
 pub mod loss;
 pub mod maxpool;
+mod packed_gemm;
 pub mod par;
 pub mod reference;
 

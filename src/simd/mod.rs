@@ -3,8 +3,10 @@
 //! Kernel bodies are written once, generic over [`Vector`], and run through [`run`],
 //! which picks the instantiation for the active [`Isa`] at the top of the call: scalar
 //! everywhere, AVX2+FMA on x86_64 (8 x f32, 4 x f64), NEON on aarch64 (4 x f32, 2 x f64).
+//! On x86_64 CPUs with AVX-512F, [`Isa::Avx512`] runs the same AVX2 kernels with an
+//! AVX-512 GEMM micro-kernel (16 x f32, 8 x f64), the one place wider vectors pay.
 //!
-//! The ISA is detected once. `SCRATCHNET_ISA=scalar|avx2|neon` in the environment, or
+//! The ISA is detected once. `SCRATCHNET_ISA=scalar|avx2|avx512|neon` in the environment, or
 //! [`set_isa`], forces a path; forcing a path the CPU lacks is an error, never undefined
 //! behaviour.
 
@@ -23,12 +25,16 @@ pub use denormals::set_flush_denormals;
 pub(crate) use lanes::{MAX_LANES, lanes};
 pub use peak::fma_peak_gflops;
 pub(crate) use scalar::Scalar;
-pub(crate) use vector::{Job, Vector};
+pub(crate) use vector::{GemmVec, Job, Vector};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx2::{Avx2F32, Avx2F64};
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::{Avx512F32, Avx512F64};
 
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -42,6 +48,9 @@ pub enum Isa {
     Scalar,
     /// x86_64 AVX2 with FMA.
     Avx2,
+    /// x86_64 AVX2 with FMA for every kernel, plus AVX-512F for the GEMM micro-kernel
+    /// (16 x f32 lanes, twice AVX2's multiply-adds per instruction), on CPUs that have it.
+    Avx512,
     /// aarch64 NEON (Advanced SIMD).
     Neon,
 }
@@ -52,11 +61,12 @@ impl Isa {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
             Isa::Neon => "neon",
         }
     }
 
-    /// Parses `scalar`, `avx2` or `neon` (case-insensitive).
+    /// Parses `scalar`, `avx2`, `avx512` or `neon` (case-insensitive).
     ///
     /// # Errors
     /// [`Error::Isa`] for another name.
@@ -64,9 +74,10 @@ impl Isa {
         match s.trim().to_ascii_lowercase().as_str() {
             "scalar" => Ok(Isa::Scalar),
             "avx2" => Ok(Isa::Avx2),
+            "avx512" => Ok(Isa::Avx512),
             "neon" => Ok(Isa::Neon),
             other => Err(Error::Isa(format!(
-                "unknown ISA {other:?}; expected scalar, avx2 or neon"
+                "unknown ISA {other:?}; expected scalar, avx2, avx512 or neon"
             ))),
         }
     }
@@ -77,6 +88,8 @@ impl Isa {
             Isa::Scalar => true,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Isa::Avx2.is_available() && std::arch::is_x86_feature_detected!("avx512f"),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             #[allow(unreachable_patterns)]
@@ -86,7 +99,7 @@ impl Isa {
 
     /// The best path this CPU has.
     pub fn best() -> Self {
-        [Isa::Avx2, Isa::Neon]
+        [Isa::Avx512, Isa::Avx2, Isa::Neon]
             .into_iter()
             .find(|i| i.is_available())
             .unwrap_or(Isa::Scalar)
@@ -94,7 +107,7 @@ impl Isa {
 
     /// Every path this CPU can run, scalar first.
     pub fn available() -> Vec<Isa> {
-        [Isa::Scalar, Isa::Avx2, Isa::Neon]
+        [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon]
             .into_iter()
             .filter(|i| i.is_available())
             .collect()
@@ -105,6 +118,7 @@ impl Isa {
             Isa::Scalar => 1,
             Isa::Avx2 => 2,
             Isa::Neon => 3,
+            Isa::Avx512 => 4,
         }
     }
 
@@ -113,6 +127,7 @@ impl Isa {
             1 => Some(Isa::Scalar),
             2 => Some(Isa::Avx2),
             3 => Some(Isa::Neon),
+            4 => Some(Isa::Avx512),
             _ => None,
         }
     }
@@ -193,7 +208,7 @@ pub(crate) fn run<T: Float, J: Job<T>>(job: J) -> Result<J::Out> {
 pub(crate) fn run_on<T: Float, J: Job<T>>(isa: Isa, job: J) -> J::Out {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 if Isa::Avx2.is_available() => {
+        Isa::Avx2 | Isa::Avx512 if Isa::Avx2.is_available() => {
             // SAFETY: the CPU was just checked to have AVX2 and FMA.
             unsafe { run_avx2::<T, J>(job) }
         }

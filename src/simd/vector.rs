@@ -132,3 +132,61 @@ pub trait Job<T: Float> {
     /// they compile inside each ISA's `target_feature` trampoline.
     fn run<V: Vector<E = T>>(self) -> Self::Out;
 }
+
+/// The few operations the GEMM micro-kernel needs: implemented by every [`Vector`] and by
+/// the AVX-512 types, which exist only for the GEMM.
+pub trait GemmVec: Copy {
+    /// The element type.
+    type E: Float;
+    /// Elements per register.
+    const LANES: usize;
+    /// Loads `LANES` elements from `p`.
+    ///
+    /// # Safety
+    /// `p..p+LANES` must be readable.
+    unsafe fn load(p: *const Self::E) -> Self;
+    /// Stores `LANES` elements to `p`.
+    ///
+    /// # Safety
+    /// `p..p+LANES` must be writable.
+    unsafe fn store(self, p: *mut Self::E);
+    /// Every lane `e`.
+    fn splat(e: Self::E) -> Self;
+    /// Lane-wise `self * b + acc`.
+    fn mul_add(self, b: Self, acc: Self) -> Self;
+    /// Lane-wise `self * o`.
+    fn mul(self, o: Self) -> Self;
+    /// Lane-wise `self + o`.
+    fn add(self, o: Self) -> Self;
+}
+
+impl<V: Vector> GemmVec for V {
+    type E = V::E;
+    const LANES: usize = V::LANES;
+    #[inline(always)]
+    unsafe fn load(p: *const Self::E) -> Self {
+        // SAFETY: same contract as Vector::load.
+        unsafe { <V as Vector>::load(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut Self::E) {
+        // SAFETY: same contract as Vector::store.
+        unsafe { <V as Vector>::store(self, p) }
+    }
+    #[inline(always)]
+    fn splat(e: Self::E) -> Self {
+        <V as Vector>::splat(e)
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, acc: Self) -> Self {
+        <V as Vector>::mul_add(self, b, acc)
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        <V as Vector>::mul(self, o)
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        <V as Vector>::add(self, o)
+    }
+}

@@ -1,0 +1,81 @@
+//! AVX-512F vectors for the GEMM micro-kernel only: 16 x f32 and 8 x f64.
+//!
+//! These types are only instantiated inside the GEMM's
+//! `#[target_feature(enable = "avx2,fma,avx512f")]` trampoline, which runs after
+//! [`super::Isa::Avx512`] was checked against the CPU; every method is
+//! `#[inline(always)]` so it compiles with those features.
+
+use std::arch::x86_64::*;
+
+use super::GemmVec;
+
+/// 16 x f32 in a `__m512`.
+#[derive(Debug, Clone, Copy)]
+pub struct Avx512F32(__m512);
+
+/// 8 x f64 in a `__m512d`.
+#[derive(Debug, Clone, Copy)]
+pub struct Avx512F64(__m512d);
+
+macro_rules! avx512_gemm_vec {
+    ($t:ident, $e:ty, $lanes:expr, $load:ident, $store:ident, $set1:ident, $fmadd:ident, $mul:ident, $add:ident) => {
+        impl GemmVec for $t {
+            type E = $e;
+            const LANES: usize = $lanes;
+            #[inline(always)]
+            unsafe fn load(p: *const $e) -> Self {
+                // SAFETY: the caller guarantees `p..p+LANES` is readable; AVX-512F is
+                // enabled by the trampoline this is inlined into.
+                unsafe { Self($load(p)) }
+            }
+            #[inline(always)]
+            unsafe fn store(self, p: *mut $e) {
+                // SAFETY: the caller guarantees `p..p+LANES` is writable; AVX-512F is enabled.
+                unsafe { $store(p, self.0) }
+            }
+            #[inline(always)]
+            fn splat(e: $e) -> Self {
+                // SAFETY: AVX-512F is enabled by the trampoline this is inlined into.
+                unsafe { Self($set1(e)) }
+            }
+            #[inline(always)]
+            fn mul_add(self, b: Self, acc: Self) -> Self {
+                // SAFETY: as above.
+                unsafe { Self($fmadd(self.0, b.0, acc.0)) }
+            }
+            #[inline(always)]
+            fn mul(self, o: Self) -> Self {
+                // SAFETY: as above.
+                unsafe { Self($mul(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn add(self, o: Self) -> Self {
+                // SAFETY: as above.
+                unsafe { Self($add(self.0, o.0)) }
+            }
+        }
+    };
+}
+
+avx512_gemm_vec!(
+    Avx512F32,
+    f32,
+    16,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_mul_ps,
+    _mm512_add_ps
+);
+avx512_gemm_vec!(
+    Avx512F64,
+    f64,
+    8,
+    _mm512_loadu_pd,
+    _mm512_storeu_pd,
+    _mm512_set1_pd,
+    _mm512_fmadd_pd,
+    _mm512_mul_pd,
+    _mm512_add_pd
+);
