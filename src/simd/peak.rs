@@ -1,9 +1,10 @@
 //! A short multiply-add loop that measures a core's f32 FMA throughput on the active ISA,
-//! the denominator of "fraction of peak" figures.
+//! the denominator of "fraction of peak" figures. On [`super::Isa::Avx512`] the loop runs
+//! on 512-bit vectors, the width the GEMM uses there.
 
 use std::time::{Duration, Instant};
 
-use super::{Job, Vector};
+use super::{GemmVec, Job, Vector};
 use crate::error::Result;
 
 /// Independent accumulator chains: enough to cover FMA latency x throughput (4 x 2 on
@@ -20,6 +21,21 @@ impl Job<f32> for FmaLoop {
     type Out = (f32, usize);
     #[inline(always)]
     fn run<V: Vector<E = f32>>(self) -> (f32, usize) {
+        self.fma::<V>()
+    }
+}
+
+/// The AVX-512 instantiation of the loop.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f")]
+// SAFETY (caller): only called after the CPU was checked for AVX-512F.
+unsafe fn fma_avx512(job: FmaLoop) -> (f32, usize) {
+    job.fma::<super::Avx512F32>()
+}
+
+impl FmaLoop {
+    #[inline(always)]
+    fn fma<V: GemmVec<E = f32>>(self) -> (f32, usize) {
         let (a, b) = (V::splat(self.a), V::splat(self.b));
         let mut acc = [V::splat(1.0); CHAINS];
         for _ in 0..self.iters {
@@ -31,7 +47,10 @@ impl Job<f32> for FmaLoop {
         for v in acc {
             sum = sum.add(v);
         }
-        let total = sum.reduce_sum();
+        let mut lanes = [0.0f32; 16];
+        // SAFETY: `lanes` holds 16 >= LANES elements.
+        unsafe { sum.store(lanes.as_mut_ptr()) };
+        let total = lanes.iter().sum();
         (total, 2 * V::LANES * CHAINS * self.iters)
     }
 }
@@ -54,14 +73,19 @@ pub fn fma_peak_gflops(duration: Duration) -> Result<f64> {
     let start = Instant::now();
     while start.elapsed() < duration {
         let t = Instant::now();
-        let (v, flops) = super::run_on(
-            isa,
-            FmaLoop {
-                iters: std::hint::black_box(iters),
-                a: std::hint::black_box(0.999_999),
-                b: std::hint::black_box(1e-7),
-            },
-        );
+        let job = FmaLoop {
+            iters: std::hint::black_box(iters),
+            a: std::hint::black_box(0.999_999),
+            b: std::hint::black_box(1e-7),
+        };
+        let (v, flops) = match isa {
+            #[cfg(target_arch = "x86_64")]
+            super::Isa::Avx512 if isa.is_available() => {
+                // SAFETY: the CPU was just checked for AVX-512F.
+                unsafe { fma_avx512(job) }
+            }
+            _ => super::run_on(isa, job),
+        };
         std::hint::black_box(v);
         let secs = t.elapsed().as_secs_f64();
         best = best.max(flops as f64 / secs / 1e9);
