@@ -72,8 +72,11 @@ impl Checkpoint {
                     .map_err(|e| Error::Shape(format!("checkpoint tensor {n}: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        let meta: HashMap<String, String> = self.meta.clone().into_iter().collect();
-        safetensors::serialize(views, Some(meta)).map_err(|e| Error::State(format!("serializing a checkpoint: {e}")))
+        // No metadata table when there is no metadata: safetensors 0.8 sizes the header map
+        // as tensors + metadata entries, so an empty table with no tensors is written as the
+        // invalid JSON `{},"__metadata__":{}}`.
+        let meta = (!self.meta.is_empty()).then(|| self.meta.clone().into_iter().collect::<HashMap<String, String>>());
+        safetensors::serialize(views, meta).map_err(|e| Error::State(format!("serializing a checkpoint: {e}")))
     }
 
     /// Parses safetensors bytes (`path` names errors). Only f32 tensors are accepted; every
