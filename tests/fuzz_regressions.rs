@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use scratchnet::Error;
 use scratchnet::checkpoint::Checkpoint;
 use scratchnet::data::parse_npy;
+use scratchnet::kernels::{ConvGeometry, PoolGeometry, WindowGeometry};
 
 /// A version-1 `.npy` file with header text `header` (padded, newline-terminated) and
 /// `data`.
@@ -130,4 +131,41 @@ fn empty_checkpoint_round_trips() {
     meta_only.meta.insert("epoch".into(), "1".into());
     let bytes = meta_only.to_bytes().unwrap();
     assert_eq!(Checkpoint::from_bytes(&bytes, Path::new("meta")).unwrap(), meta_only);
+}
+
+/// Found by the conv, maxpool and im2col fuzz targets within seconds (validation path):
+/// `WindowGeometry::new` computes the "padded canvas" count from `H + 2*pad + stride` and
+/// `W + 2*pad + stride` unchecked (src/kernels/geometry.rs:93), so a stride or padding near
+/// `usize::MAX` panics with "attempt to add with overflow" in builds with overflow checks
+/// (tests, fuzzing) and wraps silently in release builds. Every geometry constructor
+/// (window, convolution, pooling) goes through it.
+///
+/// Fuzzer inputs (decoded fields `N C H W FH FW stride pad`):
+/// - im2col: `[1, 2, 9, 35, 3, 3, 12553563199976177666, 3978709506094217015]`
+/// - maxpool: `[2, 23811, 8, 8, 2, 2, 5044031582654955522, 9079256848778919936]`
+/// - conv: the pooling geometry over a valid convolution's output, pool 3x3, stride
+///   `2^64 - 254`, pad 255.
+///
+/// Not fixed here: src/kernels/ belongs to the kernel work. Ignored until it is (a
+/// `checked_add`, reporting `Error::Overflow`, or accepting the geometry: with a stride
+/// past the padded input there is one output per axis); the fuzz targets skip such inputs
+/// meanwhile (`scratchnet_fuzz::hits_known_bug`).
+#[test]
+#[ignore = "known bug in src/kernels/geometry.rs (not this change's to fix): stride + padded size overflows"]
+fn window_geometry_stride_overflow() {
+    let ok_or_overflow = |r: scratchnet::Result<usize>| {
+        assert!(
+            matches!(r, Ok(1) | Err(Error::Overflow(_))),
+            "expected one output per axis or Error::Overflow, got {r:?}"
+        );
+    };
+    // Minimized: the smallest input plus the largest stride.
+    ok_or_overflow(WindowGeometry::new([1, 1, 1, 1], [1, 1], usize::MAX, 0).map(|g| g.out_h));
+    ok_or_overflow(
+        WindowGeometry::new([1, 2, 9, 35], [3, 3], 12553563199976177666, 3978709506094217015).map(|g| g.out_w),
+    );
+    ok_or_overflow(
+        PoolGeometry::new([2, 23811, 8, 8], [2, 2], 5044031582654955522, 9079256848778919936).map(|g| g.window.out_h),
+    );
+    ok_or_overflow(ConvGeometry::new([1, 1, 4, 4], 1, [1, 1], usize::MAX - 3, 0).map(|g| g.window.out_w));
 }

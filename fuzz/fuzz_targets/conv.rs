@@ -1,74 +1,163 @@
-//! Convolution forward and backward with arbitrary geometry and a forced ISA: either the
-//! geometry is rejected with an error (never a panic), or the results equal
-//! `kernels::reference` exactly (integer-valued data make every sum exact in f64).
+//! Convolution forward (plain, ReLU epilogue, fused conv-ReLU-pool) and backward, f32 and
+//! f64, on a forced ISA.
+//!
+//! 1. Validation: the raw 64-bit fields go to `ConvGeometry::new` unreduced; it must return
+//!    (an error, or a geometry whose every derived count and scratch size is computable).
+//! 2. Kernels: the fields reduced to small sizes; either the geometry is rejected, or every
+//!    output equals `kernels::reference` exactly (integer-valued data make every sum exact
+//!    in f32 and f64 at these sizes). Outputs and scratch start as NaN, so a kernel that
+//!    skips an element or reads stale scratch is caught.
+//!
+//! Input: see `scratchnet_fuzz::format`; fields `N C H W FN FH FW stride pad pool pstride
+//! ppad`; flags bit 0 = f32, bit 1 = ReLU epilogue, bit 2 = backward without dx, bit 3 =
+//! fused conv-ReLU-pool.
 #![no_main]
 
-use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use scratchnet::kernels::reference::{conv2d_backward_naive, conv2d_forward_naive};
+use scratchnet::Float;
+use scratchnet::kernels::reference::{conv2d_backward_naive, conv2d_forward_naive, maxpool_forward_naive};
 use scratchnet::kernels::{
-    ConvGeometry, Epilogue, conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv2d_forward_scratch_len,
+    ConvGeometry, Epilogue, PoolGeometry, conv2d_backward, conv2d_backward_scratch_len, conv2d_forward,
+    conv2d_forward_scratch_len, conv2d_relu_pool_forward, conv2d_relu_pool_forward_scratch_len,
 };
-use scratchnet::simd::{Isa, set_isa};
+use scratchnet_fuzz::format::Reader;
+use scratchnet_fuzz::{Rng, assert_all, force_isa, hits_known_bug, num_eq, small};
 
-#[derive(Debug, Arbitrary)]
-struct Input {
-    dims: [u8; 4],
-    filters: u8,
-    kernel: [u8; 2],
-    stride: u8,
-    pad: u8,
-    isa: u8,
-    seed: u64,
+/// Largest naive work (multiply-adds) one input may cost.
+const MAX_WORK: usize = 1 << 19;
+
+/// Validation only: nothing is allocated from these sizes.
+fn validate(f: &[u64; 12]) {
+    let u = |i: usize| f[i] as usize;
+    if hits_known_bug(u(2), u(3), u(7), u(8)) {
+        return;
+    }
+    if let Ok(g) = ConvGeometry::new([u(0), u(1), u(2), u(3)], u(4), [u(5), u(6)], u(7), u(8)) {
+        let w = &g.window;
+        let counts = [
+            g.output_len(),
+            g.weight_len(),
+            g.out_image_len(),
+            w.input_len(),
+            w.image_len(),
+            w.col_len(),
+            w.ref_col_len(),
+        ];
+        std::hint::black_box(counts);
+        std::hint::black_box((
+            conv2d_forward_scratch_len::<f32>(&g),
+            conv2d_forward_scratch_len::<f64>(&g),
+            conv2d_backward_scratch_len::<f32>(&g),
+            conv2d_backward_scratch_len::<f64>(&g),
+            conv2d_relu_pool_forward_scratch_len::<f32>(&g),
+            conv2d_relu_pool_forward_scratch_len::<f64>(&g),
+        ));
+        let _ = g.with_batch(u(9));
+        let [n, fnum, oh, ow] = g.output_shape();
+        if !hits_known_bug(oh, ow, u(10), u(11)) {
+            let _ = PoolGeometry::new([n, fnum, oh, ow], [u(9), u(9)], u(10), u(11));
+        }
+    }
 }
 
-fuzz_target!(|inp: Input| {
-    // Small sizes keep each run fast; zero and oversized geometry are still reachable.
-    let d = inp.dims.map(|v| (v % 12) as usize);
+fn nan<T: Float>(n: usize) -> Vec<T> {
+    vec![T::from_f64(f64::NAN); n]
+}
+
+fn run<T: Float>(g: &ConvGeometry, pool: Option<&PoolGeometry>, flags: u8, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let x = rng.ints::<T>(g.window.input_len());
+    let w = rng.ints::<T>(g.weight_len());
+    let b = rng.ints::<T>(g.filters);
+    let dout = rng.ints::<T>(g.output_len());
+
+    // Forward, with or without the ReLU epilogue.
+    let relu = flags & 2 != 0;
+    let mut want = vec![T::ZERO; g.output_len()];
+    conv2d_forward_naive(g, &x, &w, &b, &mut want).expect("valid geometry");
+    if relu {
+        for v in &mut want {
+            if *v <= T::ZERO {
+                *v = T::ZERO;
+            }
+        }
+    }
+    let mut out = nan::<T>(g.output_len());
+    let mut scratch = nan::<T>(conv2d_forward_scratch_len::<T>(g));
+    let epi = if relu { Epilogue::Relu } else { Epilogue::None };
+    conv2d_forward(g, &x, &w, &b, &mut out, &mut scratch, epi).expect("valid geometry");
+    assert_all("conv forward", g, &out, &want, num_eq);
+
+    // Backward.
+    let (mut rdx, mut rdw, mut rdb) = (vec![T::ZERO; x.len()], vec![T::ZERO; w.len()], vec![T::ZERO; b.len()]);
+    conv2d_backward_naive(g, &x, &w, &dout, &mut rdx, &mut rdw, &mut rdb).expect("valid geometry");
+    let (mut dx, mut dw, mut db) = (nan::<T>(x.len()), nan::<T>(w.len()), nan::<T>(b.len()));
+    let mut scratch = nan::<T>(conv2d_backward_scratch_len::<T>(g));
+    let want_dx = flags & 4 == 0;
+    let dx_arg = if want_dx { Some(&mut dx[..]) } else { None };
+    conv2d_backward(g, &x, &w, &dout, dx_arg, &mut dw, &mut db, &mut scratch).expect("valid geometry");
+    assert_all("conv backward dW", g, &dw, &rdw, num_eq);
+    assert_all("conv backward db", g, &db, &rdb, num_eq);
+    if want_dx {
+        assert_all("conv backward dx", g, &dx, &rdx, num_eq);
+    }
+
+    // Fused conv -> ReLU -> max-pool: pool the bias-free convolution, add the bias, ReLU.
+    if let Some(pool) = pool {
+        let zero_b = vec![T::ZERO; g.filters];
+        let mut z = vec![T::ZERO; g.output_len()];
+        conv2d_forward_naive(g, &x, &w, &zero_b, &mut z).expect("valid geometry");
+        let mut want = vec![T::ZERO; pool.output_len()];
+        let mut want_arg = vec![0u32; pool.output_len()];
+        maxpool_forward_naive(pool, &z, &mut want, &mut want_arg).expect("valid geometry");
+        let oplane = pool.window.out_pixels();
+        for (i, v) in want.iter_mut().enumerate() {
+            let s = *v + b[(i / oplane) % g.filters];
+            *v = if s > T::ZERO { s } else { T::ZERO };
+        }
+        let mut out = nan::<T>(pool.output_len());
+        let mut arg = vec![u32::MAX; pool.output_len()];
+        let mut scratch = nan::<T>(conv2d_relu_pool_forward_scratch_len::<T>(g));
+        conv2d_relu_pool_forward(g, pool, &x, &w, &b, &mut out, &mut arg, &mut scratch).expect("valid geometries");
+        let ctx = (g, pool);
+        assert_all("fused conv-relu-pool", &ctx, &out, &want, num_eq);
+        assert_all("fused conv-relu-pool argmax", &ctx, &arg, &want_arg, |a, b| a == b);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut r = Reader::new(data);
+    let (isa, flags) = (r.u8(), r.u8());
+    let f: [u64; 12] = r.fields();
+    let seed = r.u64();
+    validate(&f);
+
     let g = match ConvGeometry::new(
-        d,
-        (inp.filters % 6) as usize,
-        inp.kernel.map(|v| (v % 6) as usize),
-        (inp.stride % 4) as usize,
-        (inp.pad % 4) as usize,
+        [small(f[0], 5), small(f[1], 5), small(f[2], 20), small(f[3], 36)],
+        small(f[4], 7),
+        [small(f[5], 7), small(f[6], 7)],
+        small(f[7], 5),
+        small(f[8], 5),
     ) {
         Ok(g) => g,
         Err(_) => return,
     };
-    let isa = [Isa::Scalar, Isa::Avx2, Isa::Neon][(inp.isa % 3) as usize];
-    if set_isa(Some(isa)).is_err() {
+    let win = &g.window;
+    let work = g.output_len() * win.col_rows();
+    if work > MAX_WORK || win.ref_col_len() > 1 << 16 || g.output_len() > 1 << 16 {
         return;
     }
-    let mut s = inp.seed | 1;
-    let mut fill = |n: usize| -> Vec<f64> {
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 11) % 17) as f64 - 8.0
-            })
-            .collect()
+    let pool = if flags & 8 != 0 {
+        let k = small(f[9], 3);
+        PoolGeometry::new(g.output_shape(), [k.max(1), k.max(1)], small(f[10], 3), small(f[11], 2)).ok()
+    } else {
+        None
     };
-    let x = fill(g.window.input_len());
-    let w = fill(g.weight_len());
-    let b = fill(g.filters);
-    let dout = fill(g.output_len());
-    let mut out = vec![0.0; g.output_len()];
-    let mut scratch = vec![0.0; conv2d_forward_scratch_len::<f64>(&g).max(conv2d_backward_scratch_len::<f64>(&g))];
-    conv2d_forward(&g, &x, &w, &b, &mut out, &mut scratch, Epilogue::None).expect("valid geometry");
-    let mut want = vec![0.0; g.output_len()];
-    conv2d_forward_naive(&g, &x, &w, &b, &mut want).expect("valid geometry");
-    // Integer-valued data: every partial sum is exact in f64, so results must be equal.
-    assert_eq!(out, want, "forward differs from the reference for {g:?}");
-    let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
-    conv2d_backward(&g, &x, &w, &dout, Some(&mut dx), &mut dw, &mut db, &mut scratch).expect("valid geometry");
-    let (mut rdx, mut rdw, mut rdb) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
-    conv2d_backward_naive(&g, &x, &w, &dout, &mut rdx, &mut rdw, &mut rdb).expect("valid geometry");
-    assert_eq!(
-        (dx, dw, db),
-        (rdx, rdw, rdb),
-        "backward differs from the reference for {g:?}"
-    );
-    let _ = set_isa(None);
+    force_isa(isa);
+    if flags & 1 != 0 {
+        run::<f32>(&g, pool.as_ref(), flags, seed);
+    } else {
+        run::<f64>(&g, pool.as_ref(), flags, seed);
+    }
+    let _ = scratchnet::simd::set_isa(None);
 });
