@@ -11,7 +11,7 @@ use crate::kernels::activation::{Epilogue, apply_bias_epilogue};
 use crate::kernels::gemm::{MatMut, MatRef, PackedA, gemm_isa, gemm_packed, packed_a_len_max};
 use crate::kernels::geometry::ConvGeometry;
 use crate::kernels::geometry::PoolGeometry;
-use crate::kernels::im2col::{col2im_image_on, im2col_image_on};
+use crate::kernels::im2col::{col2im_image_on, im2col_group_on, im2col_group_padded_len};
 use crate::kernels::maxpool::pool_planes;
 use crate::kernels::par::{chunking, for_each_chunk1, for_each_chunk2, for_each_chunk3};
 
@@ -40,6 +40,29 @@ fn check_scratch(what: &'static str, need: usize, got: usize) -> Result<()> {
     Ok(())
 }
 
+/// Columns one GEMM should have at least: layers with few output pixels (DeepConvNet's
+/// 7x7 ones) put several images side by side in one column matrix so that the GEMM's `N`
+/// fills whole micro-tiles and its fixed costs are shared (the layout comparison in
+/// BENCHMARKS.md chose this).
+const GROUP_COLUMNS: usize = 256;
+
+/// Images per GEMM for geometry `g`: 1 for large images and for pointwise convolutions
+/// (whose column matrix is the image itself), more for small ones, never more than a chunk.
+fn group_images(g: &ConvGeometry) -> usize {
+    if is_pointwise(g) {
+        return 1;
+    }
+    let per = chunking(g.window.batch).1;
+    GROUP_COLUMNS.div_ceil(g.window.out_pixels().max(1)).clamp(1, per)
+}
+
+/// Copies image `j`'s `(FN, P)` block out of a group matrix `(FN, ld)`.
+fn group_copy<T: Float>(group: &[T], image: &mut [T], j: usize, p: usize, ld: usize) {
+    for (f, row) in image.chunks_exact_mut(p).enumerate() {
+        row.copy_from_slice(&group[f * ld + j * p..f * ld + (j + 1) * p]);
+    }
+}
+
 /// Scratch elements of the filter matrix `W` (`FN x K`) packed for the GEMM, once per call.
 fn packed_w_len<T>(g: &ConvGeometry) -> usize {
     cache_round::<T>(packed_a_len_max(g.filters, g.window.col_rows()))
@@ -52,12 +75,38 @@ fn packed_wt_len<T>(g: &ConvGeometry) -> usize {
 
 /// Scratch elements [`conv2d_forward`] needs for geometry `g`.
 pub fn conv2d_forward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
-    let cols = if is_pointwise(g) {
+    let per_chunk = if is_pointwise(g) {
         0
     } else {
-        chunking(g.window.batch).0 * cache_round::<T>(g.window.col_len())
+        forward_slots::<T>(g).iter().sum()
     };
-    packed_w_len::<T>(g) + cols
+    packed_w_len::<T>(g) + chunking(g.window.batch).0 * per_chunk
+}
+
+/// Per-chunk workspace of the forward passes: a group's column matrix, its output
+/// `(FN, group*P)` when groups hold more than one image (otherwise the GEMM writes
+/// straight into the output), and the group's zero-padded images for im2col.
+fn forward_slots<T>(g: &ConvGeometry) -> [usize; 3] {
+    let nb = group_images(g);
+    let z = if nb > 1 {
+        g.filters * nb * g.window.out_pixels()
+    } else {
+        0
+    };
+    [
+        cache_round::<T>(g.window.col_len() * nb),
+        cache_round::<T>(z),
+        padded_slot::<T>(g, nb),
+    ]
+}
+
+/// Workspace elements of `nb` zero-padded images (none for pointwise convolutions).
+fn padded_slot<T>(g: &ConvGeometry, nb: usize) -> usize {
+    if is_pointwise(g) {
+        0
+    } else {
+        cache_round::<T>(im2col_group_padded_len(&g.window, nb))
+    }
 }
 
 /// Convolution forward: `out[n] = W * im2col(x[n]) + b`, then `epilogue`.
@@ -99,42 +148,71 @@ pub fn conv2d_forward<T: Float>(
     let isa = crate::simd::active_isa()?;
     let (_, per) = chunking(win.batch);
     let (k, p, img, oimg) = (win.col_rows(), win.out_pixels(), win.image_len(), g.out_image_len());
-    let (wbuf, cols) = scratch[..need].split_at_mut(packed_w_len::<T>(g));
+    let (wbuf, ws) = scratch[..need].split_at_mut(packed_w_len::<T>(g));
     let wmat = PackedA::pack(isa, MatRef::row_major(w, g.filters, k), wbuf)?;
-    let run = |ci: usize, col: &mut [T], out_chunk: &mut [T]| {
-        let used = win.col_len().min(col.len());
-        let col = &mut col[..used];
-        for (j, out_n) in out_chunk.chunks_exact_mut(oimg).enumerate() {
-            let n = ci * per + j;
-            let x_n = &x[n * img..(n + 1) * img];
+    let (nb, [col_slot, z_slot, _]) = (group_images(g), forward_slots::<T>(g));
+    let fnum = g.filters;
+    let run = |ci: usize, ws: &mut [T], out_chunk: &mut [T]| {
+        let (col, rest) = ws.split_at_mut(col_slot.min(ws.len()));
+        let (z, padded) = rest.split_at_mut(z_slot.min(rest.len()));
+        let images = out_chunk.len() / oimg;
+        for g0 in (0..images).step_by(nb) {
+            let cnt = nb.min(images - g0);
+            let ld = cnt * p;
+            let first = ci * per + g0;
             let colm = if is_pointwise(g) {
-                MatRef::row_major(x_n, k, p)
+                MatRef::row_major(&x[first * img..(first + 1) * img], k, p)
             } else {
-                im2col_image_on(isa, win, x_n, col);
-                MatRef::row_major(&*col, k, p)
+                im2col_group_on(isa, win, &x[first * img..(first + cnt) * img], cnt, padded, col);
+                MatRef::row_major(&col[..k * ld], k, ld)
             };
-            gemm_packed(T::ONE, &wmat, colm, T::ZERO, MatMut::row_major(out_n, g.filters, p)).expect("shapes checked");
-            apply_bias_epilogue(isa, out_n, b, p, epilogue);
+            let outs = &mut out_chunk[g0 * oimg..(g0 + cnt) * oimg];
+            if cnt == 1 {
+                gemm_packed(T::ONE, &wmat, colm, T::ZERO, MatMut::row_major(outs, fnum, p)).expect("shapes checked");
+            } else {
+                let z = &mut z[..fnum * ld];
+                gemm_packed(T::ONE, &wmat, colm, T::ZERO, MatMut::row_major(z, fnum, ld)).expect("shapes checked");
+                for (j, out_n) in outs.chunks_exact_mut(oimg).enumerate() {
+                    group_copy(z, out_n, j, p, ld);
+                }
+            }
+            for out_n in outs.chunks_exact_mut(oimg) {
+                apply_bias_epilogue(isa, out_n, b, p, epilogue);
+            }
         }
     };
     if is_pointwise(g) {
         for_each_chunk1(out, per * oimg, |ci, o| run(ci, &mut [], o));
     } else {
-        let slot = cache_round::<T>(win.col_len());
-        for_each_chunk2(cols, slot, out, per * oimg, |ci, col, o| run(ci, col, o));
+        let slot = forward_slots::<T>(g).iter().sum();
+        for_each_chunk2(ws, slot, out, per * oimg, |ci, w, o| run(ci, w, o));
     }
     Ok(())
 }
 
 /// Scratch elements [`conv2d_backward`] needs for geometry `g`.
 pub fn conv2d_backward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
-    let win = &g.window;
-    let slot = if is_pointwise(g) {
-        0
+    packed_wt_len::<T>(g) + chunking(g.window.batch).0 * backward_slots::<T>(g).iter().sum::<usize>()
+}
+
+/// Per-chunk workspace of the backward pass: a group's column matrix and its gradient,
+/// the group's `dout` side by side `(FN, group*P)` when groups hold more than one image,
+/// and the chunk's partial `dW^T` and `db`.
+fn backward_slots<T>(g: &ConvGeometry) -> [usize; 5] {
+    let nb = group_images(g);
+    let cols = if is_pointwise(g) { 0 } else { g.window.col_len() * nb };
+    let dgroup = if nb > 1 {
+        g.filters * nb * g.window.out_pixels()
     } else {
-        cache_round::<T>(win.col_len())
+        0
     };
-    packed_wt_len::<T>(g) + chunking(win.batch).0 * (2 * slot + cache_round::<T>(g.weight_len() + g.filters))
+    [
+        cache_round::<T>(cols),
+        cache_round::<T>(cols),
+        cache_round::<T>(dgroup),
+        padded_slot::<T>(g, nb),
+        cache_round::<T>(g.weight_len() + g.filters),
+    ]
 }
 
 /// Convolution backward.
@@ -182,9 +260,9 @@ pub fn conv2d_backward<T: Float>(
         g.out_image_len(),
         g.filters,
     );
-    let cols = if pointwise { 0 } else { win.col_len() };
-    let slot = cache_round::<T>(cols);
-    let per_chunk = 2 * slot + cache_round::<T>(g.weight_len() + fnum);
+    let slots = backward_slots::<T>(g);
+    let per_chunk: usize = slots.iter().sum();
+    let nb = group_images(g);
     let (wbuf, scratch) = scratch[..need].split_at_mut(packed_wt_len::<T>(g));
     // W^T (K x FN), packed once for every image's dx.
     let wt = PackedA::pack(isa, MatRef::row_major(w, fnum, k).t(), wbuf)?;
@@ -192,9 +270,10 @@ pub fn conv2d_backward<T: Float>(
 
     // One chunk: accumulate its partial dW, db; write dx for its images.
     let run = |ci: usize, ws: &mut [T], dx_chunk: &mut [T]| {
-        let (col, rest) = ws.split_at_mut(slot);
-        let (dcol, rest) = rest.split_at_mut(slot);
-        let (col, dcol) = (&mut col[..cols], &mut dcol[..cols]);
+        let (col, rest) = ws.split_at_mut(slots[0]);
+        let (dcol, rest) = rest.split_at_mut(slots[1]);
+        let (dgroup, rest) = rest.split_at_mut(slots[2]);
+        let (padded, rest) = rest.split_at_mut(slots[3]);
         // This chunk's dW^T (K x FN) and db.
         let (dwt_part, db_part) = rest[..fnum * k + fnum].split_at_mut(fnum * k);
         dwt_part.fill(T::ZERO);
@@ -204,18 +283,34 @@ pub fn conv2d_backward<T: Float>(
         } else {
             per.min(win.batch - ci * per)
         };
-        for j in 0..images {
-            let n = ci * per + j;
-            let x_n = &x[n * img..(n + 1) * img];
-            let d_n = &dout[n * oimg..(n + 1) * oimg];
+        for g0 in (0..images).step_by(nb) {
+            let cnt = nb.min(images - g0);
+            let ld = cnt * p;
+            let first = ci * per + g0;
             let colm = if pointwise {
-                MatRef::row_major(x_n, k, p)
+                MatRef::row_major(&x[first * img..(first + 1) * img], k, p)
             } else {
-                im2col_image_on(isa, win, x_n, col);
-                MatRef::row_major(&*col, k, p)
+                im2col_group_on(isa, win, &x[first * img..(first + cnt) * img], cnt, padded, col);
+                MatRef::row_major(&col[..k * ld], k, ld)
             };
-            let dmat = MatRef::row_major(d_n, fnum, p);
-            // dW^T (K x FN) += col (K x P) * dout_n^T (P x FN)
+            let douts = &dout[first * oimg..(first + cnt) * oimg];
+            for d_n in douts.chunks_exact(oimg) {
+                for (acc, row) in db_part.iter_mut().zip(d_n.chunks_exact(p)) {
+                    *acc += row.iter().copied().sum::<T>();
+                }
+            }
+            let dmat = if cnt == 1 {
+                MatRef::row_major(douts, fnum, p)
+            } else {
+                let dgroup = &mut dgroup[..fnum * ld];
+                for (j, d_n) in douts.chunks_exact(oimg).enumerate() {
+                    for (f, row) in d_n.chunks_exact(p).enumerate() {
+                        dgroup[f * ld + j * p..f * ld + (j + 1) * p].copy_from_slice(row);
+                    }
+                }
+                MatRef::row_major(&*dgroup, fnum, ld)
+            };
+            // dW^T (K x FN) += col (K x group*P) * dout_group^T (group*P x FN)
             gemm_isa(
                 isa,
                 T::ONE,
@@ -225,16 +320,16 @@ pub fn conv2d_backward<T: Float>(
                 MatMut::row_major(dwt_part, k, fnum),
             )
             .expect("shapes checked");
-            for (acc, row) in db_part.iter_mut().zip(d_n.chunks_exact(p)) {
-                *acc += row.iter().copied().sum::<T>();
-            }
             if want_dx {
-                let dx_n = &mut dx_chunk[j * img..(j + 1) * img];
+                let dxs = &mut dx_chunk[g0 * img..(g0 + cnt) * img];
                 if pointwise {
-                    gemm_packed(T::ONE, &wt, dmat, T::ZERO, MatMut::row_major(dx_n, k, p)).expect("shapes checked");
+                    gemm_packed(T::ONE, &wt, dmat, T::ZERO, MatMut::row_major(dxs, k, p)).expect("shapes checked");
                 } else {
-                    gemm_packed(T::ONE, &wt, dmat, T::ZERO, MatMut::row_major(dcol, k, p)).expect("shapes checked");
-                    col2im_image_on(isa, win, dcol, dx_n);
+                    let dcol = &mut dcol[..k * ld];
+                    gemm_packed(T::ONE, &wt, dmat, T::ZERO, MatMut::row_major(dcol, k, ld)).expect("shapes checked");
+                    for (j, dx_n) in dxs.chunks_exact_mut(img).enumerate() {
+                        col2im_image_on(isa, win, &dcol[j * p..], dx_n, ld);
+                    }
                 }
             }
         }
@@ -247,7 +342,8 @@ pub fn conv2d_backward<T: Float>(
     dw.fill(T::ZERO);
     db.fill(T::ZERO);
     for ws in scratch.chunks_exact(per_chunk).take(chunks) {
-        let (dwt_part, db_part) = ws[2 * slot..2 * slot + fnum * k + fnum].split_at(fnum * k);
+        let off = slots[0] + slots[1] + slots[2] + slots[3];
+        let (dwt_part, db_part) = ws[off..off + fnum * k + fnum].split_at(fnum * k);
         for (kk, row) in dwt_part.chunks_exact(fnum).enumerate() {
             for (f, v) in row.iter().enumerate() {
                 dw[f * k + kk] += *v;
@@ -264,8 +360,14 @@ pub fn conv2d_backward<T: Float>(
 /// chunk one column matrix and
 /// one image's convolution output.
 pub fn conv2d_relu_pool_forward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
-    packed_w_len::<T>(g)
-        + chunking(g.window.batch).0 * (cache_round::<T>(g.window.col_len()) + cache_round::<T>(g.out_image_len()))
+    packed_w_len::<T>(g) + chunking(g.window.batch).0 * fused_slots::<T>(g).iter().sum::<usize>()
+}
+
+/// Per-chunk workspace of the fused forward: the forward's slots, plus one image's
+/// convolution output for pooling.
+fn fused_slots<T>(g: &ConvGeometry) -> [usize; 4] {
+    let [col, z, padded] = forward_slots::<T>(g);
+    [col, z, padded, cache_round::<T>(g.out_image_len())]
 }
 
 /// Fused convolution -> ReLU -> max-pooling forward, image by image while the convolution
@@ -312,10 +414,12 @@ pub fn conv2d_relu_pool_forward<T: Float>(
     let (k, p, img, zlen) = (win.col_rows(), win.out_pixels(), win.image_len(), g.out_image_len());
     let pimg = g.filters * pw.out_pixels();
     let pointwise = is_pointwise(g);
-    let slot = cache_round::<T>(win.col_len());
-    let per_chunk = slot + cache_round::<T>(zlen);
+    let slots = fused_slots::<T>(g);
+    let per_chunk: usize = slots.iter().sum();
+    let nb = group_images(g);
+    let fnum = g.filters;
     let (wbuf, scratch) = scratch[..need].split_at_mut(packed_w_len::<T>(g));
-    let wmat = PackedA::pack(isa, MatRef::row_major(w, g.filters, k), wbuf)?;
+    let wmat = PackedA::pack(isa, MatRef::row_major(w, fnum, k), wbuf)?;
     let scratch = &mut scratch[..chunks * per_chunk];
     for_each_chunk3(
         scratch,
@@ -325,23 +429,37 @@ pub fn conv2d_relu_pool_forward<T: Float>(
         argmax,
         per * pimg,
         |ci, ws, out_c, arg_c| {
-            let (col, z) = ws.split_at_mut(slot);
-            let (col, z) = (&mut col[..win.col_len()], &mut z[..zlen]);
+            let (col, rest) = ws.split_at_mut(slots[0]);
+            let (zgroup, rest) = rest.split_at_mut(slots[1]);
+            let (padded, z) = rest.split_at_mut(slots[2]);
+            let z = &mut z[..zlen];
             let images = out_c.len() / pimg;
-            for j in 0..images {
-                let n = ci * per + j;
-                let x_n = &x[n * img..(n + 1) * img];
+            for g0 in (0..images).step_by(nb) {
+                let cnt = nb.min(images - g0);
+                let ld = cnt * p;
+                let first = ci * per + g0;
                 let colm = if pointwise {
-                    MatRef::row_major(x_n, k, p)
+                    MatRef::row_major(&x[first * img..(first + 1) * img], k, p)
                 } else {
-                    im2col_image_on(isa, win, x_n, col);
-                    MatRef::row_major(&*col, k, p)
+                    im2col_group_on(isa, win, &x[first * img..(first + cnt) * img], cnt, padded, col);
+                    MatRef::row_major(&col[..k * ld], k, ld)
                 };
-                gemm_packed(T::ONE, &wmat, colm, T::ZERO, MatMut::row_major(z, g.filters, p)).expect("shapes checked");
-                let o_n = &mut out_c[j * pimg..(j + 1) * pimg];
-                let a_n = &mut arg_c[j * pimg..(j + 1) * pimg];
-                pool_planes(isa, pool, z, o_n, a_n);
-                apply_bias_epilogue(isa, o_n, b, pw.out_pixels(), Epilogue::Relu);
+                if cnt > 1 {
+                    let zg = &mut zgroup[..fnum * ld];
+                    gemm_packed(T::ONE, &wmat, colm, T::ZERO, MatMut::row_major(zg, fnum, ld)).expect("shapes checked");
+                }
+                for j in 0..cnt {
+                    if cnt == 1 {
+                        gemm_packed(T::ONE, &wmat, colm, T::ZERO, MatMut::row_major(z, fnum, p))
+                            .expect("shapes checked");
+                    } else {
+                        group_copy(&zgroup[..fnum * ld], z, j, p, ld);
+                    }
+                    let o_n = &mut out_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
+                    let a_n = &mut arg_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
+                    pool_planes(isa, pool, z, o_n, a_n);
+                    apply_bias_epilogue(isa, o_n, b, pw.out_pixels(), Epilogue::Relu);
+                }
             }
         },
     );

@@ -318,6 +318,8 @@ struct Im2colImage<'a, T> {
     g: &'a WindowGeometry,
     x: &'a [T],
     col: &'a mut [T],
+    /// Row stride of `col` (`>= OH*OW`; larger when several images share a matrix).
+    ld: usize,
 }
 
 impl<T: Float> Job<T> for Im2colImage<'_, T> {
@@ -328,10 +330,11 @@ impl<T: Float> Job<T> for Im2colImage<'_, T> {
     /// valid columns `[ox_lo, ox_hi)`, and the padding around it is zero.
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
-        let Self { g, x, col } = self;
+        let Self { g, x, col, ld } = self;
         let (h, w, s, p, kh, kw) = (g.height, g.width, g.stride, g.pad, g.kh, g.kw);
-        let (plane, ow_n) = (h * w, g.out_w);
-        for (r, row) in col.chunks_exact_mut(g.out_pixels()).enumerate() {
+        let (plane, ow_n, pixels) = (h * w, g.out_w, g.out_pixels());
+        for r in 0..g.col_rows() {
+            let row = &mut col[r * ld..r * ld + pixels];
             let (c, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
             let xc = &x[c * plane..(c + 1) * plane];
             let (oy_lo, oy_hi) = valid_range(g.out_h, s, ky, p, h);
@@ -376,21 +379,157 @@ impl<T: Float> Job<T> for Im2colImage<'_, T> {
 pub fn im2col_image<T: Float>(g: &WindowGeometry, x: &[T], col: &mut [T]) -> Result<()> {
     check_len("im2col_image input x", g.image_len(), x.len())?;
     check_len("im2col_image output col", g.col_len(), col.len())?;
-    run(Im2colImage { g, x, col })
+    let ld = g.out_pixels();
+    run(Im2colImage { g, x, col, ld })
 }
 
-/// [`im2col_image`] on a given ISA, for kernels that dispatch once per call and then work
-/// image by image. The caller has checked `x.len() == g.image_len()` and
-/// `col.len() == g.col_len()`.
-pub(crate) fn im2col_image_on<T: Float>(isa: Isa, g: &WindowGeometry, x: &[T], col: &mut [T]) {
-    debug_assert!(x.len() == g.image_len() && col.len() == g.col_len());
-    run_on(isa, Im2colImage { g, x, col })
+/// Zeroes `col[d..d+len]` by whole vectors; the last may run past `d+len` (a later write
+/// must cover those elements) but never past `col.len()`, where it finishes scalar.
+#[inline(always)]
+fn zero_overrun<V: Vector>(col: &mut [V::E], d: usize, len: usize) {
+    let zero = V::splat(<V::E as Float>::ZERO);
+    let mut i = 0;
+    while i < len {
+        if d + i + V::LANES <= col.len() {
+            // SAFETY: d+i+LANES <= col.len(), so `d+i..d+i+LANES` is inside `col`.
+            unsafe { zero.store(col.as_mut_ptr().add(d + i)) };
+        } else {
+            col[d + i..d + len].fill(<V::E as Float>::ZERO);
+        }
+        i += V::LANES;
+    }
+}
+
+/// Copies `src[s..s+len]` to `col[d..d+len]` by whole vectors; the last may read past
+/// `s+len` and write past `d+len` (a later write must cover those elements) but never
+/// past either slice's end, where it finishes scalar.
+#[inline(always)]
+fn copy_overrun<V: Vector>(col: &mut [V::E], d: usize, src: &[V::E], s: usize, len: usize) {
+    let mut i = 0;
+    while i < len {
+        if d + i + V::LANES <= col.len() && s + i + V::LANES <= src.len() {
+            // SAFETY: both `d+i..d+i+LANES` and `s+i..s+i+LANES` are inside their slices.
+            unsafe { V::load(src.as_ptr().add(s + i)).store(col.as_mut_ptr().add(d + i)) };
+        } else {
+            col[d + i..d + len].copy_from_slice(&src[s + i..s + len]);
+        }
+        i += V::LANES;
+    }
+}
+
+/// im2col of `cnt` consecutive images side by side, stride 1: `col` row `r` holds image
+/// `j`'s row `r` at `r*ld + j*OH*OW`, `ld = cnt*OH*OW`.
+struct Im2colGroup<'a, T> {
+    g: &'a WindowGeometry,
+    /// The `cnt` images, `(cnt, C, H, W)`.
+    xs: &'a [T],
+    cnt: usize,
+    /// Workspace for the zero-padded images, [`im2col_group_padded_len`] elements.
+    padded: &'a mut [T],
+    col: &'a mut [T],
+}
+
+impl<T: Float> Job<T> for Im2colGroup<'_, T> {
+    type Out = ();
+
+    /// Copies the images into zero-padded planes `(H+2p) x (W+2p)`, then fills the matrix
+    /// in one increasing sweep: column-matrix row `(c, ky, kx)` of image `j`, output row
+    /// `oy`, is the `OW` elements of padded row `oy + ky` from column `kx`. Both sweeps
+    /// write contiguous segments in increasing order by whole vectors; a vector that runs
+    /// past its segment only writes elements a later segment overwrites, so a 7-pixel run
+    /// costs one load and one store instead of a scalar loop and padding branches.
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let Self {
+            g,
+            xs,
+            cnt,
+            padded,
+            col,
+        } = self;
+        let (h, w, p, kh, kw) = (g.height, g.width, g.pad, g.kh, g.kw);
+        let (hp, wp) = (h + 2 * p, w + 2 * p);
+        let (ow_n, pixels) = (g.out_w, g.out_pixels());
+        for plane in 0..xs.len() / (h * w).max(1) {
+            let base = plane * hp * wp;
+            zero_overrun::<V>(padded, base, p * wp + p);
+            for iy in 0..h {
+                let d = base + (p + iy) * wp + p;
+                copy_overrun::<V>(padded, d, xs, (plane * h + iy) * w, w);
+                // Right padding of this row and left padding of the next.
+                zero_overrun::<V>(padded, d + w, 2 * p);
+            }
+            zero_overrun::<V>(padded, base + (p + h) * wp + p, p * wp - p);
+        }
+        let ld = cnt * pixels;
+        let planes = g.channels;
+        for r in 0..g.col_rows() {
+            let (c, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
+            for j in 0..cnt {
+                let src = (j * planes + c) * hp * wp + ky * wp + kx;
+                let dst = r * ld + j * pixels;
+                for oy in 0..g.out_h {
+                    copy_overrun::<V>(col, dst + oy * ow_n, padded, src + oy * wp, ow_n);
+                }
+            }
+        }
+    }
+}
+
+/// Workspace elements [`im2col_group_on`] needs for `cnt` images of geometry `g`.
+pub(crate) fn im2col_group_padded_len(g: &WindowGeometry, cnt: usize) -> usize {
+    cnt * g.channels * (g.height + 2 * g.pad) * (g.width + 2 * g.pad)
+}
+
+/// im2col of `cnt` consecutive images (`xs`, `(cnt, C, H, W)`) into one column matrix
+/// `(C*FH*FW, cnt*OH*OW)` at the front of `col`, image `j` in columns
+/// `j*OH*OW..(j+1)*OH*OW`, on `isa`, using `padded` as workspace. Elements of `col` past
+/// the matrix may be overwritten. The caller has checked `xs.len() == cnt * g.image_len()`,
+/// `col.len() >= C*FH*FW * cnt*OH*OW` and `padded.len() >=`
+/// [`im2col_group_padded_len`].
+pub(crate) fn im2col_group_on<T: Float>(
+    isa: Isa,
+    g: &WindowGeometry,
+    xs: &[T],
+    cnt: usize,
+    padded: &mut [T],
+    col: &mut [T],
+) {
+    debug_assert!(xs.len() == cnt * g.image_len() && col.len() >= g.col_len() * cnt);
+    if g.stride == 1 {
+        let padded = &mut padded[..im2col_group_padded_len(g, cnt)];
+        run_on(
+            isa,
+            Im2colGroup {
+                g,
+                xs,
+                cnt,
+                padded,
+                col,
+            },
+        );
+    } else {
+        let (img, ld) = (g.image_len(), cnt * g.out_pixels());
+        for (j, x) in xs.chunks_exact(img).enumerate() {
+            run_on(
+                isa,
+                Im2colImage {
+                    g,
+                    x,
+                    col: &mut col[j * g.out_pixels()..],
+                    ld,
+                },
+            );
+        }
+    }
 }
 
 struct Col2imImage<'a, T> {
     g: &'a WindowGeometry,
     col: &'a [T],
     x: &'a mut [T],
+    /// Row stride of `col` (`>= OH*OW`; larger when several images share a matrix).
+    ld: usize,
 }
 
 impl<T: Float> Job<T> for Col2imImage<'_, T> {
@@ -402,11 +541,12 @@ impl<T: Float> Job<T> for Col2imImage<'_, T> {
     /// every pixel receives its contributions in increasing `(c, ky, kx, oy)`.
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
-        let Self { g, col, x } = self;
+        let Self { g, col, x, ld } = self;
         let (h, w, s, p, kh, kw) = (g.height, g.width, g.stride, g.pad, g.kh, g.kw);
-        let (plane, ow_n) = (h * w, g.out_w);
+        let (plane, ow_n, pixels) = (h * w, g.out_w, g.out_pixels());
         x.fill(T::ZERO);
-        for (r, row) in col.chunks_exact(g.out_pixels()).enumerate() {
+        for r in 0..g.col_rows() {
+            let row = &col[r * ld..r * ld + pixels];
             let (c, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
             let xc = &mut x[c * plane..(c + 1) * plane];
             let (oy_lo, oy_hi) = valid_range(g.out_h, s, ky, p, h);
@@ -440,19 +580,66 @@ impl<T: Float> Job<T> for Col2imImage<'_, T> {
 pub fn col2im_image<T: Float>(g: &WindowGeometry, col: &[T], x: &mut [T]) -> Result<()> {
     check_len("col2im_image input col", g.col_len(), col.len())?;
     check_len("col2im_image output x", g.image_len(), x.len())?;
-    run(Col2imImage { g, col, x })
+    let ld = g.out_pixels();
+    run(Col2imImage { g, col, x, ld })
 }
 
-/// [`col2im_image`] on a given ISA (see [`im2col_image_on`]); lengths are the caller's
-/// to check.
-pub(crate) fn col2im_image_on<T: Float>(isa: Isa, g: &WindowGeometry, col: &[T], x: &mut [T]) {
-    debug_assert!(col.len() == g.col_len() && x.len() == g.image_len());
-    run_on(isa, Col2imImage { g, col, x })
+/// [`col2im_image`] on a given ISA, for kernels that dispatch once per call, from rows
+/// `ld` apart (`ld >= OH*OW`: a column block of a matrix that holds several images side by
+/// side, see [`im2col_group_on`]); lengths are the caller's to check.
+pub(crate) fn col2im_image_on<T: Float>(isa: Isa, g: &WindowGeometry, col: &[T], x: &mut [T], ld: usize) {
+    debug_assert!(x.len() == g.image_len() && ld >= g.out_pixels());
+    run_on(isa, Col2imImage { g, col, x, ld })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{offset_range, valid_range};
+    use super::{WindowGeometry, offset_range, valid_range};
+
+    #[test]
+    fn group_im2col_matches_per_image_on_every_isa() {
+        use crate::simd::Isa;
+        // (C, H, W, kernel, stride, pad): runs shorter than, equal to and longer than a
+        // vector, pad >= kernel, stride 2 (the per-image fallback), C == H == W.
+        let cases = [
+            (2, 7, 7, 3, 1, 1),
+            (1, 8, 8, 3, 1, 1),
+            (3, 9, 9, 3, 1, 2),
+            (2, 5, 6, 2, 1, 3),
+            (4, 4, 4, 3, 1, 1),
+            (1, 17, 3, 3, 1, 0),
+            (2, 9, 9, 3, 2, 1),
+            (1, 1, 1, 1, 1, 0),
+        ];
+        for (c, h, w, k, stride, pad) in cases {
+            for cnt in [1usize, 2, 3] {
+                let g = WindowGeometry::new([cnt, c, h, w], [k, k], stride, pad).unwrap();
+                let xs: Vec<f32> = (0..cnt * g.image_len()).map(|i| (i % 97) as f32 - 40.0).collect();
+                let (p, rows) = (g.out_pixels(), g.col_rows());
+                let mut want = vec![0.0f32; rows * cnt * p];
+                for (j, x) in xs.chunks_exact(g.image_len()).enumerate() {
+                    let mut one = vec![0.0f32; g.col_len()];
+                    super::im2col_image(&g, x, &mut one).unwrap();
+                    for r in 0..rows {
+                        want[r * cnt * p + j * p..r * cnt * p + (j + 1) * p].copy_from_slice(&one[r * p..(r + 1) * p]);
+                    }
+                }
+                for isa in Isa::available() {
+                    // Exact length (no slack) and with garbage-filled slack.
+                    for slack in [0usize, 9] {
+                        let mut col = vec![f32::NAN; want.len() + slack];
+                        let mut padded = vec![f32::NAN; super::im2col_group_padded_len(&g, cnt) + slack];
+                        super::im2col_group_on(isa, &g, &xs, cnt, &mut padded, &mut col);
+                        assert_eq!(
+                            &col[..want.len()],
+                            &want[..],
+                            "{isa} C={c} H={h} W={w} k={k} s={stride} p={pad} cnt={cnt} slack={slack}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn valid_range_matches_brute_force() {
