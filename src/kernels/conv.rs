@@ -11,7 +11,7 @@ use crate::kernels::activation::{Epilogue, apply_bias_epilogue};
 use crate::kernels::gemm::{MatMut, MatRef, PackedA, gemm_isa, gemm_packed, packed_a_len_max};
 use crate::kernels::geometry::ConvGeometry;
 use crate::kernels::geometry::PoolGeometry;
-use crate::kernels::im2col::{col2im_image_on, im2col_group_on, im2col_group_padded_len};
+use crate::kernels::im2col::{col2im_group_on, im2col_group_on, im2col_group_padded_len};
 use crate::kernels::maxpool::pool_planes;
 use crate::kernels::par::{chunking, for_each_chunk1, for_each_chunk2, for_each_chunk3};
 
@@ -327,9 +327,7 @@ pub fn conv2d_backward<T: Float>(
                 } else {
                     let dcol = &mut dcol[..k * ld];
                     gemm_packed(T::ONE, &wt, dmat, T::ZERO, MatMut::row_major(dcol, k, ld)).expect("shapes checked");
-                    for (j, dx_n) in dxs.chunks_exact_mut(img).enumerate() {
-                        col2im_image_on(isa, win, &dcol[j * p..], dx_n, ld);
-                    }
+                    col2im_group_on(isa, win, dcol, cnt, padded, dxs);
                 }
             }
         }

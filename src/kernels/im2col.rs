@@ -584,12 +584,125 @@ pub fn col2im_image<T: Float>(g: &WindowGeometry, col: &[T], x: &mut [T]) -> Res
     run(Col2imImage { g, col, x, ld })
 }
 
-/// [`col2im_image`] on a given ISA, for kernels that dispatch once per call, from rows
-/// `ld` apart (`ld >= OH*OW`: a column block of a matrix that holds several images side by
-/// side, see [`im2col_group_on`]); lengths are the caller's to check.
-pub(crate) fn col2im_image_on<T: Float>(isa: Isa, g: &WindowGeometry, col: &[T], x: &mut [T], ld: usize) {
-    debug_assert!(x.len() == g.image_len() && ld >= g.out_pixels());
-    run_on(isa, Col2imImage { g, col, x, ld })
+/// `dst[d..d+len] += src[s..s+len]` by whole vectors: lanes past `len` are read but
+/// written back unchanged (a select keeps them), so a 7-element run is one masked
+/// vector add; near either slice's end it finishes scalar.
+#[inline(always)]
+fn add_masked<V: Vector>(dst: &mut [V::E], d: usize, src: &[V::E], s: usize, len: usize) {
+    let mut i = 0;
+    while i < len {
+        if d + i + V::LANES <= dst.len() && s + i + V::LANES <= src.len() {
+            let keep = V::splat(<V::E as Float>::from_usize(len - i)).gt(V::iota());
+            // SAFETY: both `d+i..d+i+LANES` and `s+i..s+i+LANES` are inside their slices.
+            unsafe {
+                let p = dst.as_mut_ptr().add(d + i);
+                let old = V::load(p);
+                let sum = old.add(V::load(src.as_ptr().add(s + i)));
+                V::select(keep, sum, old).store(p);
+            }
+        } else {
+            for (o, v) in dst[d + i..d + len].iter_mut().zip(&src[s + i..s + len]) {
+                *o += *v;
+            }
+            return;
+        }
+        i += V::LANES;
+    }
+}
+
+/// col2im of `cnt` images side by side (the adjoint of [`Im2colGroup`]), stride 1.
+struct Col2imGroup<'a, T> {
+    g: &'a WindowGeometry,
+    /// The `(C*FH*FW, cnt*OH*OW)` column-gradient matrix.
+    dcol: &'a [T],
+    cnt: usize,
+    /// Workspace for the zero-padded gradient planes.
+    padded: &'a mut [T],
+    /// The `cnt` images' gradients, `(cnt, C, H, W)`, overwritten.
+    dxs: &'a mut [T],
+}
+
+impl<T: Float> Job<T> for Col2imGroup<'_, T> {
+    type Out = ();
+
+    /// Accumulates into zero-padded planes: column-matrix row `(c, ky, kx)` of image `j`,
+    /// output row `oy`, is added to padded row `oy + ky` from column `kx` (one masked
+    /// vector add per short run), then the interior is copied out. Rows are taken in
+    /// increasing `(c, ky, kx)` and `oy`, so every pixel receives its contributions in
+    /// the order [`col2im_image`] adds them, and the results are bit-identical to it.
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let Self {
+            g,
+            dcol,
+            cnt,
+            padded,
+            dxs,
+        } = self;
+        let (h, w, p, kh, kw) = (g.height, g.width, g.pad, g.kh, g.kw);
+        let (hp, wp) = (h + 2 * p, w + 2 * p);
+        let (ow_n, pixels, planes) = (g.out_w, g.out_pixels(), g.channels);
+        let ld = cnt * pixels;
+        padded.fill(T::ZERO);
+        for r in 0..g.col_rows() {
+            let (c, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
+            for j in 0..cnt {
+                let dst = (j * planes + c) * hp * wp + ky * wp + kx;
+                let src = r * ld + j * pixels;
+                for oy in 0..g.out_h {
+                    add_masked::<V>(padded, dst + oy * wp, dcol, src + oy * ow_n, ow_n);
+                }
+            }
+        }
+        for (plane, dx) in dxs.chunks_exact_mut(h * w).enumerate() {
+            let base = plane * hp * wp + p * wp + p;
+            for (iy, row) in dx.chunks_exact_mut(w).enumerate() {
+                copy_run::<V>(row, &padded[base + iy * wp..base + iy * wp + w]);
+            }
+        }
+    }
+}
+
+/// col2im (summing) of a column-gradient matrix `(C*FH*FW, cnt*OH*OW)` holding `cnt`
+/// images side by side (the layout [`im2col_group_on`] writes) into their gradients
+/// `dxs` `(cnt, C, H, W)` (overwritten), on `isa`, using `padded` as workspace
+/// ([`im2col_group_padded_len`] elements). Bit-identical to [`col2im_image`] per image.
+/// The caller has checked the lengths.
+pub(crate) fn col2im_group_on<T: Float>(
+    isa: Isa,
+    g: &WindowGeometry,
+    dcol: &[T],
+    cnt: usize,
+    padded: &mut [T],
+    dxs: &mut [T],
+) {
+    debug_assert!(dxs.len() == cnt * g.image_len() && dcol.len() >= g.col_len() * cnt);
+    let ld = cnt * g.out_pixels();
+    if g.stride == 1 {
+        let padded = &mut padded[..im2col_group_padded_len(g, cnt)];
+        run_on(
+            isa,
+            Col2imGroup {
+                g,
+                dcol,
+                cnt,
+                padded,
+                dxs,
+            },
+        );
+    } else {
+        for (j, x) in dxs.chunks_exact_mut(g.image_len()).enumerate() {
+            run_on(
+                isa,
+                Col2imImage {
+                    g,
+                    col: &dcol[j * g.out_pixels()..],
+                    x,
+                    ld,
+                },
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -633,6 +746,54 @@ mod tests {
                         assert_eq!(
                             &col[..want.len()],
                             &want[..],
+                            "{isa} C={c} H={h} W={w} k={k} s={stride} p={pad} cnt={cnt} slack={slack}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn group_col2im_matches_per_image_on_every_isa() {
+        use crate::simd::Isa;
+        let cases = [
+            (2, 7, 7, 3, 1, 1),
+            (1, 8, 8, 3, 1, 1),
+            (3, 9, 9, 3, 1, 2),
+            (2, 5, 6, 2, 1, 3),
+            (4, 4, 4, 3, 1, 1),
+            (1, 17, 3, 3, 1, 0),
+            (2, 9, 9, 3, 2, 1),
+            (1, 1, 1, 1, 1, 0),
+        ];
+        for (c, h, w, k, stride, pad) in cases {
+            for cnt in [1usize, 2, 3] {
+                let g = WindowGeometry::new([cnt, c, h, w], [k, k], stride, pad).unwrap();
+                let (p, rows) = (g.out_pixels(), g.col_rows());
+                // Fractions make the summation order visible in the last bits.
+                let dcol: Vec<f32> = (0..rows * cnt * p)
+                    .map(|i| ((i * 37) % 101) as f32 / 7.0 - 6.0)
+                    .collect();
+                let mut want = vec![0.0f32; cnt * g.image_len()];
+                for (j, dx) in want.chunks_exact_mut(g.image_len()).enumerate() {
+                    let mut one = vec![0.0f32; g.col_len()];
+                    for r in 0..rows {
+                        one[r * p..(r + 1) * p].copy_from_slice(&dcol[r * cnt * p + j * p..r * cnt * p + (j + 1) * p]);
+                    }
+                    super::col2im_image(&g, &one, dx).unwrap();
+                }
+                for isa in Isa::available() {
+                    for slack in [0usize, 9] {
+                        let mut padded = vec![f32::NAN; super::im2col_group_padded_len(&g, cnt) + slack];
+                        let mut dcol_slack = dcol.clone();
+                        dcol_slack.extend(std::iter::repeat_n(f32::NAN, slack));
+                        let mut got = vec![f32::NAN; want.len()];
+                        super::col2im_group_on(isa, &g, &dcol_slack, cnt, &mut padded, &mut got);
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(
+                            bits(&got),
+                            bits(&want),
                             "{isa} C={c} H={h} W={w} k={k} s={stride} p={pad} cnt={cnt} slack={slack}"
                         );
                     }
