@@ -4,8 +4,8 @@
 //! Inside a group, function names say which path ran:
 //! - `scalar`, `avx2` / `neon`: the scratchnet kernel with the ISA forced by [`set_isa`]
 //!   (maxpool: `fast_<isa>` is the 2x2 stride-2 path, `general_<isa>` the arg-max kernels;
-//!   conv_relu_pool: `scalar` is the fused layer on the scalar ISA). In the convolution
-//!   groups only scratchnet's own kernels change ISA: matrixmultiply picks its own.
+//!   conv_relu_pool: `scalar` is the fused layer on the scalar ISA; `avx512` is the AVX2
+//!   kernels with the AVX-512 GEMM micro-kernel).
 //! - `fused`, `unfused`: the fused `ConvReLUPool` layer and `Convolution -> ReLU ->
 //!   MaxPooling`, on the best ISA;
 //! - `reference`: the reference (NumPy) library's algorithm, literally: its im2col layout,
@@ -14,6 +14,9 @@
 //!   over the rayon pool, as a threaded BLAS runs NumPy's `dot`; everything else on one
 //!   thread, as NumPy does);
 //! - `copy_floor`: `copy_from_slice` of exactly the kernel's output element count, for scale.
+//! - `gemm/<shape>`: scratchnet's GEMM on each ISA (`avx512` is the AVX-512 micro-kernel)
+//!   against `matrixmultiply` (its own detection: AVX-512 where the CPU has it), on the
+//!   convolutions' per-image shapes `M x K x N` and the 7x7 layers' grouped ones.
 //!
 //! Throughput: bytes of the big tensor for data movement (im2col/col2im: the batch's
 //! column matrix; ReLU, bias+ReLU: the activation; pooling: the un-pooled tensor; optimizers:
@@ -30,7 +33,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use rayon::prelude::*;
 
-use scratchnet::kernels::gemm::{MatMut, MatRef, gemm};
+use scratchnet::kernels::gemm::{MatMut, MatRef, gemm, gemm_matrixmultiply};
 use scratchnet::kernels::{
     Col2ImMode, ConvGeometry, Epilogue, Labels, PoolGeometry, WindowGeometry, bias_epilogue, col2im_image,
     col2im_reference, conv2d_forward, conv2d_forward_scratch_len, im2col_image, im2col_reference, loss_gradient,
@@ -795,10 +798,70 @@ fn bench_conv_forward(c: &mut Criterion) {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// GEMM.
+// ---------------------------------------------------------------------------------------
+
+/// scratchnet's GEMM on every ISA vs matrixmultiply, `C (M x N) = A (M x K) * B (K x N)`,
+/// all row-major: the forward GEMMs of conv2, conv4 and conv6 per image, conv6 with six
+/// images side by side (what the convolution runs), and conv2's weight gradient
+/// `col (K x P) * dout^T (P x FN)` (`B` transposed).
+fn bench_gemm(c: &mut Criterion) {
+    let shapes: [(&str, usize, usize, usize, bool); 5] = [
+        ("conv2_fwd_16x144x784", 16, 144, 784, false),
+        ("conv4_fwd_32x288x196", 32, 288, 196, false),
+        ("conv6_fwd_64x576x49", 64, 576, 49, false),
+        ("conv6_fwd_grouped_64x576x294", 64, 576, 294, false),
+        ("conv2_dw_144x784x16", 144, 784, 16, true),
+    ];
+    for (name, m, k, n, b_transposed) in shapes {
+        let a = lcg(11, m * k);
+        let b = lcg(12, k * n);
+        let mut cm = vec![0.0f32; m * n];
+        let bview = || {
+            if b_transposed {
+                MatRef::row_major(&b, n, k).t()
+            } else {
+                MatRef::row_major(&b, k, n)
+            }
+        };
+        let mut grp = c.benchmark_group(format!("gemm/{name}"));
+        grp.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        for isa in Isa::available() {
+            use_isa(isa);
+            grp.bench_function(isa.name(), |bn| {
+                bn.iter(|| {
+                    gemm(
+                        1.0,
+                        MatRef::row_major(black_box(&a), m, k),
+                        bview(),
+                        0.0,
+                        MatMut::row_major(&mut cm, m, n),
+                    )
+                    .expect("gemm shapes")
+                })
+            });
+        }
+        grp.bench_function("matrixmultiply", |bn| {
+            bn.iter(|| {
+                gemm_matrixmultiply(
+                    1.0,
+                    MatRef::row_major(black_box(&a), m, k),
+                    bview(),
+                    0.0,
+                    MatMut::row_major(&mut cm, m, n),
+                )
+                .expect("gemm shapes")
+            })
+        });
+        finish(grp);
+    }
+}
+
 criterion_group! {
     name = benches;
     config = config();
     targets = bench_im2col, bench_col2im, bench_relu, bench_bias_relu, bench_maxpool, bench_optimizers,
-        bench_softmax_with_loss, bench_conv_relu_pool, bench_conv_forward
+        bench_softmax_with_loss, bench_conv_relu_pool, bench_conv_forward, bench_gemm
 }
 criterion_main!(benches);
