@@ -6,7 +6,8 @@
 //!
 //! The crate is layered one way:
 //! - [`kernels`]: raw slice kernels (im2col/col2im, convolution, pooling, activations,
-//!   batch norm, losses), one GEMM wrapper around matrixmultiply;
+//!   batch norm, losses) and scratchnet's own packed GEMM (matrixmultiply is kept as the
+//!   baseline it is measured and tested against);
 //! - [`layers`]: one type per reference class, caching what its backward pass needs;
 //! - [`optim`]: SGD, RMSProp, Adam, Adadelta over named parameters;
 //! - [`gradcheck`]: `numerical_gradient`, the oracle for every backward pass.
