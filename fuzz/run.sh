@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target (or the ones named) for SECONDS each, one after the other, and
 # prints each target's final libFuzzer stats line. Exits nonzero if any target crashed,
-# timed out, ran out of memory, or failed to build.
+# timed out, ran out of memory, or failed to build. Logs: fuzz/target/fuzz-logs/.
 #
 #   fuzz/run.sh SECONDS [TARGET...]      targets: conv maxpool im2col idx npy checkpoint
 #
@@ -54,6 +54,8 @@ done
 
 logs=target/fuzz-logs
 mkdir -p "$logs"
+# One log per target and invocation: concurrent runs must not overwrite each other's.
+stamp=$(date +%Y%m%d-%H%M%S).$$
 failed=()
 summary=()
 for t in "${targets[@]}"; do
@@ -61,7 +63,7 @@ for t in "${targets[@]}"; do
     mkdir -p "$work" "corpus/$t"
     dict=()
     [[ -f dict/$t.dict ]] && dict=("-dict=dict/$t.dict")
-    log=$logs/$t.log
+    log=$logs/$t.$stamp.log
     echo "== $t: ${secs}s" >&2
     set +e
     # shellcheck disable=SC2086  # FUZZ_FLAGS is a list of flags
