@@ -151,7 +151,6 @@ fn empty_checkpoint_round_trips() {
 /// past the padded input there is one output per axis); the fuzz targets skip such inputs
 /// meanwhile (`scratchnet_fuzz::hits_known_bug`).
 #[test]
-#[ignore = "known bug in src/kernels/geometry.rs (not this change's to fix): stride + padded size overflows"]
 fn window_geometry_stride_overflow() {
     let ok_or_overflow = |r: scratchnet::Result<usize>| {
         assert!(
@@ -168,4 +167,27 @@ fn window_geometry_stride_overflow() {
         PoolGeometry::new([2, 23811, 8, 8], [2, 2], 5044031582654955522, 9079256848778919936).map(|g| g.window.out_h),
     );
     ok_or_overflow(ConvGeometry::new([1, 1, 4, 4], 1, [1, 1], usize::MAX - 3, 0).map(|g| g.window.out_w));
+}
+
+/// fuzz/conv, 2026-11-28: a geometry whose counts fit but whose grouped convolution
+/// workspace (column matrices of several images side by side) overflowed `usize` while
+/// `conv2d_backward_scratch_len` summed it (a panic under overflow checks). Fixed: the
+/// workspace lengths saturate and `ConvGeometry::new` rejects a geometry whose workspace
+/// does not fit.
+#[test]
+fn conv_grouped_workspace_overflow() {
+    use scratchnet::kernels::{
+        conv2d_backward_scratch_len, conv2d_forward_scratch_len, conv2d_relu_pool_forward_scratch_len,
+    };
+    let g = ConvGeometry::new([3, 2, 43787, 12901679106], 11, [6413, 67108869], 9475, 3);
+    match g {
+        Err(Error::Overflow(_)) => {}
+        Ok(g) => {
+            // Accepted: then every workspace length is computable and below usize::MAX.
+            assert!(conv2d_forward_scratch_len::<f64>(&g) < usize::MAX);
+            assert!(conv2d_backward_scratch_len::<f64>(&g) < usize::MAX);
+            assert!(conv2d_relu_pool_forward_scratch_len::<f64>(&g) < usize::MAX);
+        }
+        Err(e) => panic!("expected Ok or Error::Overflow, got {e:?}"),
+    }
 }

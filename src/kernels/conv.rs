@@ -24,9 +24,33 @@ fn is_pointwise(g: &ConvGeometry) -> bool {
 /// `n` elements rounded up to whole 64-byte cache lines, so that every per-chunk
 /// workspace starts on a cache line when the scratch buffer does (the layers keep theirs
 /// in a 64-byte aligned `AVec`).
+///
+/// Workspace lengths use saturating arithmetic: a length that saturates at `usize::MAX`
+/// cannot be allocated, and [`ConvGeometry::new`] rejects such geometries
+/// ([`workspace_fits`]).
 fn cache_round<T>(n: usize) -> usize {
     let per = (64 / std::mem::size_of::<T>()).max(1);
-    n.div_ceil(per) * per
+    n.div_ceil(per).saturating_mul(per)
+}
+
+/// Saturating sum of slot lengths.
+fn total(slots: &[usize]) -> usize {
+    slots.iter().fold(0usize, |a, &b| a.saturating_add(b))
+}
+
+/// Whether every workspace length of `g` (forward, backward, fused; f32 and f64) fits in
+/// `usize`. Called by [`ConvGeometry::new`].
+pub(crate) fn workspace_fits(g: &ConvGeometry) -> bool {
+    [
+        conv2d_forward_scratch_len::<f32>(g),
+        conv2d_forward_scratch_len::<f64>(g),
+        conv2d_backward_scratch_len::<f32>(g),
+        conv2d_backward_scratch_len::<f64>(g),
+        conv2d_relu_pool_forward_scratch_len::<f32>(g),
+        conv2d_relu_pool_forward_scratch_len::<f64>(g),
+    ]
+    .iter()
+    .all(|&n| n < usize::MAX)
 }
 
 fn check_scratch(what: &'static str, need: usize, got: usize) -> Result<()> {
@@ -78,9 +102,9 @@ pub fn conv2d_forward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
     let per_chunk = if is_pointwise(g) {
         0
     } else {
-        forward_slots::<T>(g).iter().sum()
+        total(&forward_slots::<T>(g))
     };
-    packed_w_len::<T>(g) + chunking(g.window.batch).0 * per_chunk
+    packed_w_len::<T>(g).saturating_add(chunking(g.window.batch).0.saturating_mul(per_chunk))
 }
 
 /// Per-chunk workspace of the forward passes: a group's column matrix, its output
@@ -89,12 +113,12 @@ pub fn conv2d_forward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
 fn forward_slots<T>(g: &ConvGeometry) -> [usize; 3] {
     let nb = group_images(g);
     let z = if nb > 1 {
-        g.filters * nb * g.window.out_pixels()
+        g.filters.saturating_mul(nb).saturating_mul(g.window.out_pixels())
     } else {
         0
     };
     [
-        cache_round::<T>(g.window.col_len() * nb),
+        cache_round::<T>(g.window.col_len().saturating_mul(nb)),
         cache_round::<T>(z),
         padded_slot::<T>(g, nb),
     ]
@@ -184,7 +208,7 @@ pub fn conv2d_forward<T: Float>(
     if is_pointwise(g) {
         for_each_chunk1(out, per * oimg, |ci, o| run(ci, &mut [], o));
     } else {
-        let slot = forward_slots::<T>(g).iter().sum();
+        let slot = total(&forward_slots::<T>(g));
         for_each_chunk2(ws, slot, out, per * oimg, |ci, w, o| run(ci, w, o));
     }
     Ok(())
@@ -192,7 +216,11 @@ pub fn conv2d_forward<T: Float>(
 
 /// Scratch elements [`conv2d_backward`] needs for geometry `g`.
 pub fn conv2d_backward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
-    packed_wt_len::<T>(g) + chunking(g.window.batch).0 * backward_slots::<T>(g).iter().sum::<usize>()
+    packed_wt_len::<T>(g).saturating_add(
+        chunking(g.window.batch)
+            .0
+            .saturating_mul(total(&backward_slots::<T>(g))),
+    )
 }
 
 /// Per-chunk workspace of the backward pass: a group's column matrix and its gradient,
@@ -200,9 +228,13 @@ pub fn conv2d_backward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
 /// and the chunk's partial `dW^T` and `db`.
 fn backward_slots<T>(g: &ConvGeometry) -> [usize; 5] {
     let nb = group_images(g);
-    let cols = if is_pointwise(g) { 0 } else { g.window.col_len() * nb };
+    let cols = if is_pointwise(g) {
+        0
+    } else {
+        g.window.col_len().saturating_mul(nb)
+    };
     let dgroup = if nb > 1 {
-        g.filters * nb * g.window.out_pixels()
+        g.filters.saturating_mul(nb).saturating_mul(g.window.out_pixels())
     } else {
         0
     };
@@ -211,7 +243,7 @@ fn backward_slots<T>(g: &ConvGeometry) -> [usize; 5] {
         cache_round::<T>(cols),
         cache_round::<T>(dgroup),
         padded_slot::<T>(g, nb),
-        cache_round::<T>(g.weight_len() + g.filters),
+        cache_round::<T>(g.weight_len().saturating_add(g.filters)),
     ]
 }
 
@@ -261,7 +293,7 @@ pub fn conv2d_backward<T: Float>(
         g.filters,
     );
     let slots = backward_slots::<T>(g);
-    let per_chunk: usize = slots.iter().sum();
+    let per_chunk = total(&slots);
     let nb = group_images(g);
     let (wbuf, scratch) = scratch[..need].split_at_mut(packed_wt_len::<T>(g));
     // W^T (K x FN), packed once for every image's dx.
@@ -358,7 +390,7 @@ pub fn conv2d_backward<T: Float>(
 /// chunk one column matrix and
 /// one image's convolution output.
 pub fn conv2d_relu_pool_forward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
-    packed_w_len::<T>(g) + chunking(g.window.batch).0 * fused_slots::<T>(g).iter().sum::<usize>()
+    packed_w_len::<T>(g).saturating_add(chunking(g.window.batch).0.saturating_mul(total(&fused_slots::<T>(g))))
 }
 
 /// Per-chunk workspace of the fused forward: the forward's slots, plus one image's
@@ -413,7 +445,7 @@ pub fn conv2d_relu_pool_forward<T: Float>(
     let pimg = g.filters * pw.out_pixels();
     let pointwise = is_pointwise(g);
     let slots = fused_slots::<T>(g);
-    let per_chunk: usize = slots.iter().sum();
+    let per_chunk = total(&slots);
     let nb = group_images(g);
     let fnum = g.filters;
     let (wbuf, scratch) = scratch[..need].split_at_mut(packed_w_len::<T>(g));

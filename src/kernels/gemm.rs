@@ -155,9 +155,15 @@ pub(crate) struct PackedA<'a, T> {
     isa: Isa,
 }
 
-/// Elements [`PackedA::pack`] needs for an `m x k` matrix, on whichever ISA.
+/// Elements [`PackedA::pack`] needs for an `m x k` matrix, on whichever ISA (saturating at
+/// `usize::MAX`).
 pub(crate) fn packed_a_len_max(m: usize, k: usize) -> usize {
-    [6, 8].iter().map(|&mr| m.div_ceil(mr) * mr).max().unwrap_or(0) * k
+    [6, 8]
+        .iter()
+        .map(|&mr| m.div_ceil(mr).saturating_mul(mr))
+        .max()
+        .unwrap_or(0)
+        .saturating_mul(k)
 }
 
 impl<'a, T: Float> PackedA<'a, T> {

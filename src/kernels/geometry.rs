@@ -90,7 +90,11 @@ impl WindowGeometry {
         checked_product("input N*C*H*W", &[batch, channels, height, width])?;
         checked_product("output N*C*OH*OW", &[batch, channels, g.out_h, g.out_w])?;
         checked_product("im2col N*OH*OW*C*FH*FW", &[batch, g.out_h, g.out_w, channels, kh, kw])?;
-        checked_product("padded canvas", &[batch, channels, ph + stride, pw + stride])?;
+        let canvas = |side: usize| {
+            side.checked_add(stride)
+                .ok_or_else(|| Error::Overflow(format!("padded size {side} + stride {stride}")))
+        };
+        checked_product("padded canvas", &[batch, channels, canvas(ph)?, canvas(pw)?])?;
         Ok(g)
     }
 
@@ -161,7 +165,13 @@ impl ConvGeometry {
         }
         checked_product("weights FN*C*FH*FW", &[filters, window.col_rows()])?;
         checked_product("output N*FN*OH*OW", &[window.batch, filters, window.out_pixels()])?;
-        Ok(Self { window, filters })
+        let g = Self { window, filters };
+        if !crate::kernels::conv::workspace_fits(&g) {
+            return Err(Error::Overflow(
+                "the convolution's workspace (scratch) length does not fit in usize".into(),
+            ));
+        }
+        Ok(g)
     }
     /// `(N, FN, OH, OW)`.
     pub fn output_shape(&self) -> [usize; 4] {
@@ -185,10 +195,14 @@ impl ConvGeometry {
     /// # Errors
     /// As [`ConvGeometry::new`].
     pub fn with_batch(&self, batch: usize) -> Result<Self> {
-        Ok(Self {
-            window: self.window.with_batch(batch)?,
-            filters: self.filters,
-        })
+        let w = &self.window;
+        Self::new(
+            [batch, w.channels, w.height, w.width],
+            self.filters,
+            [w.kh, w.kw],
+            w.stride,
+            w.pad,
+        )
     }
 }
 

@@ -478,7 +478,10 @@ impl<T: Float> Job<T> for Im2colGroup<'_, T> {
 
 /// Workspace elements [`im2col_group_on`] needs for `cnt` images of geometry `g`.
 pub(crate) fn im2col_group_padded_len(g: &WindowGeometry, cnt: usize) -> usize {
-    cnt * g.channels * (g.height + 2 * g.pad) * (g.width + 2 * g.pad)
+    // The geometry checked that the padded sizes fit; the product saturates.
+    [g.channels, g.height + 2 * g.pad, g.width + 2 * g.pad]
+        .iter()
+        .fold(cnt, |a, &b| a.saturating_mul(b))
 }
 
 /// im2col of `cnt` consecutive images (`xs`, `(cnt, C, H, W)`) into one column matrix
