@@ -146,10 +146,8 @@ fn empty_checkpoint_round_trips() {
 /// - conv: the pooling geometry over a valid convolution's output, pool 3x3, stride
 ///   `2^64 - 254`, pad 255.
 ///
-/// Not fixed here: src/kernels/ belongs to the kernel work. Ignored until it is (a
-/// `checked_add`, reporting `Error::Overflow`, or accepting the geometry: with a stride
-/// past the padded input there is one output per axis); the fuzz targets skip such inputs
-/// meanwhile (`scratchnet_fuzz::hits_known_bug`).
+/// Fixed in 79d42bb (the padded size + stride is checked); either outcome is accepted:
+/// `Error::Overflow`, or the geometry with one output per axis.
 #[test]
 fn window_geometry_stride_overflow() {
     let ok_or_overflow = |r: scratchnet::Result<usize>| {

@@ -20,15 +20,10 @@ use scratchnet::kernels::{
     PoolGeometry, maxpool_2x2s2_backward, maxpool_2x2s2_forward, maxpool_backward, maxpool_forward,
 };
 use scratchnet_fuzz::format::Reader;
-use scratchnet_fuzz::{
-    Bits, Rng, assert_all, bit_eq, force_isa, hits_known_bug, maxpool_backward_naive, num_eq, small,
-};
+use scratchnet_fuzz::{Bits, Rng, assert_all, bit_eq, force_isa, maxpool_backward_naive, num_eq, small};
 
 fn validate(f: &[u64; 8]) {
     let u = |i: usize| f[i] as usize;
-    if hits_known_bug(u(2), u(3), u(6), u(7)) {
-        return;
-    }
     if let Ok(g) = PoolGeometry::new([u(0), u(1), u(2), u(3)], [u(4), u(5)], u(6), u(7)) {
         std::hint::black_box((g.output_len(), g.window.input_len(), g.window.ref_col_len()));
         let _ = g.with_batch(u(4));

@@ -18,28 +18,6 @@ pub fn force_isa(selector: u8) -> Isa {
     isa
 }
 
-/// True when a raw geometry would trigger a known bug that is reported but not yet fixed,
-/// so that the validation path can skip it and the fuzzer keep looking for other bugs.
-/// Set `SCRATCHNET_FUZZ_KNOWN_BUGS=1` to stop skipping (to reproduce, or to check a fix).
-///
-/// The bug: `WindowGeometry::new` (src/kernels/geometry.rs, the "padded canvas" count)
-/// adds `stride` to `H + 2*pad` (and `W + 2*pad`) unchecked, which panics with overflow
-/// checks on when the sum exceeds `usize::MAX`, e.g. `WindowGeometry::new([1, 1, 1, 1],
-/// [1, 1], usize::MAX, 0)`. See `tests/fuzz_regressions.rs`
-/// (`window_geometry_stride_overflow`, ignored until fixed).
-pub fn hits_known_bug(h: usize, w: usize, stride: usize, pad: usize) -> bool {
-    static REPRODUCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *REPRODUCE.get_or_init(|| std::env::var_os("SCRATCHNET_FUZZ_KNOWN_BUGS").is_some_and(|v| v == "1")) {
-        return false;
-    }
-    let canvas_overflows = |side: usize| {
-        pad.checked_mul(2)
-            .and_then(|p| p.checked_add(side))
-            .is_some_and(|padded| padded.checked_add(stride).is_none())
-    };
-    canvas_overflows(h) || canvas_overflows(w)
-}
-
 /// `v` reduced to `0..=cap`: the small geometries the kernels are run on.
 pub fn small(v: u64, cap: u64) -> usize {
     (v % (cap + 1)) as usize
