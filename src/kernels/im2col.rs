@@ -328,11 +328,38 @@ impl<T: Float> Job<T> for Im2colImage<'_, T> {
     /// Row `(c, ky, kx)` of `col` is `OH` runs of `OW`; run `oy` gathers input row
     /// `oy*s + ky - p` from column `ox_lo*s + kx - p` with stride `s` ([`gather`]) into the
     /// valid columns `[ox_lo, ox_hi)`, and the padding around it is zero.
+    ///
+    /// With stride 1 and contiguous rows (`ld == OH*OW`) the matrix is instead written in
+    /// one increasing sweep of segments (padding, run, padding) by whole vectors, each
+    /// vector that runs past its segment writing only elements a later segment
+    /// overwrites, so short runs cost one load and one store.
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let Self { g, x, col, ld } = self;
         let (h, w, s, p, kh, kw) = (g.height, g.width, g.stride, g.pad, g.kh, g.kw);
         let (plane, ow_n, pixels) = (h * w, g.out_w, g.out_pixels());
+        if s == 1 && ld == pixels {
+            for r in 0..g.col_rows() {
+                let (c, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
+                let (oy_lo, oy_hi) = valid_range(g.out_h, 1, ky, p, h);
+                let (ox_lo, ox_hi) = valid_range(ow_n, 1, kx, p, w);
+                let row = r * ld;
+                if ox_lo >= ox_hi {
+                    zero_overrun::<V>(col, row, pixels);
+                    continue;
+                }
+                zero_overrun::<V>(col, row, oy_lo * ow_n);
+                for oy in oy_lo..oy_hi {
+                    let d = row + oy * ow_n;
+                    let src = c * plane + (oy + ky - p) * w + (ox_lo + kx - p);
+                    zero_overrun::<V>(col, d, ox_lo);
+                    copy_overrun::<V>(col, d + ox_lo, x, src, ox_hi - ox_lo);
+                    zero_overrun::<V>(col, d + ox_hi, ow_n - ox_hi);
+                }
+                zero_overrun::<V>(col, row + oy_hi * ow_n, (g.out_h - oy_hi) * ow_n);
+            }
+            return;
+        }
         for r in 0..g.col_rows() {
             let row = &mut col[r * ld..r * ld + pixels];
             let (c, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
@@ -360,8 +387,9 @@ impl<T: Float> Job<T> for Im2colImage<'_, T> {
 /// `col[(c*FH + ky)*FW + kx, oh*OW + ow] = padded[c, oh*stride + ky, ow*stride + kx]`.
 /// The geometry's batch size is ignored.
 ///
-/// Stride 1 copies by vectors, stride 2 gathers the even elements by deinterleaving loads
-/// (while `2*LANES` elements remain in the input row); other strides and tails are scalar.
+/// Stride 1 copies by vectors (a short run in one load and store), stride 2 gathers the
+/// even elements by deinterleaving loads (while `2*LANES` elements remain in the input
+/// row); other strides and tails are scalar.
 ///
 /// # Errors
 /// [`crate::Error::Length`] when `x` or `col` does not have the geometry's per-image length;
@@ -560,8 +588,13 @@ impl<T: Float> Job<T> for Col2imImage<'_, T> {
             for oy in oy_lo..oy_hi {
                 let iy = oy * s + ky - p;
                 let ix0 = ox_lo * s + kx - p;
-                let src = &row[oy * ow_n + ox_lo..oy * ow_n + ox_hi];
-                scatter_add::<V>(&mut xc[iy * w + ix0..(iy + 1) * w], src, s);
+                if s == 1 {
+                    // One masked vector add per short run (same order of additions).
+                    add_masked::<V>(xc, iy * w + ix0, col, r * ld + oy * ow_n + ox_lo, ox_hi - ox_lo);
+                } else {
+                    let src = &row[oy * ow_n + ox_lo..oy * ow_n + ox_hi];
+                    scatter_add::<V>(&mut xc[iy * w + ix0..(iy + 1) * w], src, s);
+                }
             }
         }
     }
