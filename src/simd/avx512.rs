@@ -23,6 +23,7 @@ macro_rules! avx512_gemm_vec {
             type E = $e;
             const LANES: usize = $lanes;
             #[inline(always)]
+            // SAFETY (caller): the LANES elements from `p` are readable (see `GemmVec::load`).
             unsafe fn load(p: *const $e) -> Self {
                 // SAFETY: the caller guarantees `p..p+LANES` is readable; AVX-512F is
                 // enabled by the trampoline this is inlined into.

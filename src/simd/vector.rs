@@ -164,6 +164,7 @@ impl<V: Vector> GemmVec for V {
     type E = V::E;
     const LANES: usize = V::LANES;
     #[inline(always)]
+    // SAFETY (caller): the LANES elements from `p` are readable (see `GemmVec::load`).
     unsafe fn load(p: *const Self::E) -> Self {
         // SAFETY: same contract as Vector::load.
         unsafe { <V as Vector>::load(p) }
