@@ -47,6 +47,9 @@ pub fn set_threads(threads: Option<usize>) -> Result<usize, CliError> {
         .num_threads(threads.unwrap_or(0))
         .start_handler(|_| {
             scratchnet::simd::set_flush_denormals(true);
+            // Every worker's GEMM packing buffer up front: steady-state steps then
+            // allocate nothing, whichever worker runs which chunk.
+            scratchnet::kernels::gemm::reserve_thread_workspace::<f32>();
         })
         .build_global()
         .map_err(|e| err(format!("cannot start the thread pool: {e}")))?;

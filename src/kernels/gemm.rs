@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::kernels::packed_gemm::{AOperand, gemm_on, pack_a_into, packed_a_len};
+use crate::kernels::packed_gemm::{AOperand, gemm_on, pack_a_into, packed_a_len, reserve_thread};
 use crate::simd::{Isa, active_isa};
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i*rs + j*cs]`.
@@ -252,6 +252,29 @@ pub(crate) fn gemm_packed<T: Float>(
 /// ```
 pub fn gemm<T: Float>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: MatMut<'_, T>) -> Result<()> {
     gemm_isa(active_isa()?, alpha, a, b, beta, c)
+}
+
+/// Allocates the calling thread's GEMM packing buffer for `T` now (about 2.2 MB for f32),
+/// once per thread. A thread's first GEMM otherwise allocates it (and registers the
+/// thread-local that holds it); calling this from a thread pool's start handler makes
+/// every GEMM of every worker allocation-free, whichever worker meets its first GEMM in
+/// which step.
+///
+/// With rayon: `ThreadPoolBuilder::new().start_handler(|_|
+/// reserve_thread_workspace::<f32>())` (what the `scratchnet` CLI's pool does).
+///
+/// # Example
+/// ```
+/// use scratchnet::kernels::gemm::{gemm, reserve_thread_workspace, MatMut, MatRef};
+/// reserve_thread_workspace::<f32>();
+/// let mut c = [0.0f32; 1];
+/// // This thread's GEMMs now reuse the reserved buffer.
+/// gemm(1.0, MatRef::row_major(&[2.0], 1, 1), MatRef::row_major(&[3.0], 1, 1), 0.0,
+///      MatMut::row_major(&mut c, 1, 1)).unwrap();
+/// assert_eq!(c, [6.0]);
+/// ```
+pub fn reserve_thread_workspace<T: Float>() {
+    reserve_thread::<T>();
 }
 
 /// [`gemm`] on a given ISA (one the caller has checked with [`active_isa`] or

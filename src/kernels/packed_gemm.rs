@@ -35,6 +35,15 @@ const MC: usize = 96;
 /// Columns of `B` per packed block (a multiple of every `NR`).
 const NC: usize = 2048;
 
+/// Elements of the largest packing buffer any product needs.
+const PACK_MOST: usize = MC * KC + KC * NC;
+
+/// Gives this thread its packing buffer for `T` now (registering the thread-local and
+/// allocating it once), so that the thread's first GEMM allocates nothing.
+pub(crate) fn reserve_thread<T: Float>() {
+    T::with_pack_buffer(PACK_MOST, PACK_MOST, |_| ());
+}
+
 /// `(MR, NR)` of `isa`'s micro-tile for `T`.
 pub(crate) fn tile_shape<T: Float>(isa: Isa) -> (usize, usize) {
     struct Lanes;
@@ -158,7 +167,7 @@ pub(crate) unsafe fn gemm_on<T: Float>(
     let blen = kc * n.min(NC).div_ceil(nr) * nr;
     // The first call on a thread sizes its buffer for the largest product any shape can
     // need, so which thread meets which GEMM never decides whether a later call allocates.
-    let most = MC * KC + KC * NC;
+    let most = PACK_MOST;
     // The buffer is taken here, outside the ISA trampoline: a closure would be compiled
     // without the ISA's target features and could not inline the vector intrinsics.
     T::with_pack_buffer(alen + blen, most, |buf| {
