@@ -745,22 +745,24 @@ pub(crate) fn col2im_group_on<T: Float>(
 mod tests {
     use super::{WindowGeometry, offset_range, valid_range};
 
+    /// Grouped im2col/col2im cases, `(C, H, W, kernel, stride, pad)`: runs shorter than,
+    /// equal to and longer than a vector, pad >= kernel, stride 2 (the per-image
+    /// fallback), C == H == W.
+    const GROUP_CASES: [(usize, usize, usize, usize, usize, usize); 8] = [
+        (2, 7, 7, 3, 1, 1),
+        (1, 8, 8, 3, 1, 1),
+        (3, 9, 9, 3, 1, 2),
+        (2, 5, 6, 2, 1, 3),
+        (4, 4, 4, 3, 1, 1),
+        (1, 17, 3, 3, 1, 0),
+        (2, 9, 9, 3, 2, 1),
+        (1, 1, 1, 1, 1, 0),
+    ];
+
     #[test]
     fn group_im2col_matches_per_image_on_every_isa() {
         use crate::simd::Isa;
-        // (C, H, W, kernel, stride, pad): runs shorter than, equal to and longer than a
-        // vector, pad >= kernel, stride 2 (the per-image fallback), C == H == W.
-        let cases = [
-            (2, 7, 7, 3, 1, 1),
-            (1, 8, 8, 3, 1, 1),
-            (3, 9, 9, 3, 1, 2),
-            (2, 5, 6, 2, 1, 3),
-            (4, 4, 4, 3, 1, 1),
-            (1, 17, 3, 3, 1, 0),
-            (2, 9, 9, 3, 2, 1),
-            (1, 1, 1, 1, 1, 0),
-        ];
-        for (c, h, w, k, stride, pad) in cases {
+        for (c, h, w, k, stride, pad) in GROUP_CASES {
             for cnt in [1usize, 2, 3] {
                 let g = WindowGeometry::new([cnt, c, h, w], [k, k], stride, pad).unwrap();
                 let xs: Vec<f32> = (0..cnt * g.image_len()).map(|i| (i % 97) as f32 - 40.0).collect();
@@ -793,17 +795,7 @@ mod tests {
     #[test]
     fn group_col2im_matches_per_image_on_every_isa() {
         use crate::simd::Isa;
-        let cases = [
-            (2, 7, 7, 3, 1, 1),
-            (1, 8, 8, 3, 1, 1),
-            (3, 9, 9, 3, 1, 2),
-            (2, 5, 6, 2, 1, 3),
-            (4, 4, 4, 3, 1, 1),
-            (1, 17, 3, 3, 1, 0),
-            (2, 9, 9, 3, 2, 1),
-            (1, 1, 1, 1, 1, 0),
-        ];
-        for (c, h, w, k, stride, pad) in cases {
+        for (c, h, w, k, stride, pad) in GROUP_CASES {
             for cnt in [1usize, 2, 3] {
                 let g = WindowGeometry::new([cnt, c, h, w], [k, k], stride, pad).unwrap();
                 let (p, rows) = (g.out_pixels(), g.col_rows());
