@@ -34,11 +34,12 @@ use std::sync::Mutex;
 use proptest::prelude::*;
 use proptest::sample::select;
 use scratchnet::Float;
-use scratchnet::kernels::reference::maxpool_forward_naive;
+use scratchnet::kernels::reference::{conv2d_backward_naive, conv2d_forward_naive, maxpool_forward_naive};
 use scratchnet::kernels::{
-    Epilogue, Labels, PoolGeometry, bias_epilogue, leaky_relu_backward, leaky_relu_forward, loss_gradient,
-    maxpool_2x2s2_backward, maxpool_2x2s2_forward, maxpool_backward, maxpool_forward, relu_backward, relu_forward,
-    softmax,
+    ConvGeometry, Epilogue, Labels, PoolGeometry, bias_epilogue, conv2d_backward, conv2d_backward_scratch_len,
+    conv2d_forward, conv2d_forward_scratch_len, conv2d_relu_pool_forward, conv2d_relu_pool_forward_scratch_len,
+    leaky_relu_backward, leaky_relu_forward, loss_gradient, maxpool_2x2s2_backward, maxpool_2x2s2_forward,
+    maxpool_backward, maxpool_forward, relu_backward, relu_forward, softmax,
 };
 use scratchnet::optim::{Adadelta, Adam, Optimizer, Param, RMSProp, Sgd};
 use scratchnet::simd::{Isa, set_isa};
@@ -1033,5 +1034,105 @@ proptest! {
     ) {
         check_loss_gradient_seeded::<f32>(rows, cols, scale, seed).map_err(TestCaseError::fail)?;
         check_loss_gradient_seeded::<f64>(rows, cols, scale, seed).map_err(TestCaseError::fail)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Convolution on every ISA.
+// ---------------------------------------------------------------------------------------
+
+/// Integer data `(x in [-4, 4], W in [-3, 3], b in [-5, 5], dout in [-3, 3])`: every sum
+/// below is exact in f32 and f64, so every ISA must give the naive result bit for bit.
+fn conv_ints(g: &mut Gen, n: usize, m: i64) -> Vec<f64> {
+    (0..n)
+        .map(|_| (g.next() % (2 * m as u64 + 1)) as f64 - m as f64)
+        .collect()
+}
+
+fn cast<T: Float>(v: &[f64]) -> Vec<T> {
+    v.iter().map(|&e| T::from_f64(e)).collect()
+}
+
+/// Forward (plain, +ReLU), backward (dx, dW, db) and the fused conv-ReLU-pool forward of
+/// one geometry on the forced ISA, against the naive references.
+fn check_conv_on<T: Elem>(isa: Isa, g: &ConvGeometry, seed: u64) -> Result<(), String> {
+    let mut r = Gen::new(seed);
+    let (x, w) = (
+        conv_ints(&mut r, g.window.input_len(), 4),
+        conv_ints(&mut r, g.weight_len(), 3),
+    );
+    let (b, dout) = (conv_ints(&mut r, g.filters, 5), conv_ints(&mut r, g.output_len(), 3));
+    let mut want = vec![0.0; g.output_len()];
+    conv2d_forward_naive(g, &x, &w, &b, &mut want).map_err(|e| e.to_string())?;
+    let (xt, wt, bt, dt) = (cast::<T>(&x), cast::<T>(&w), cast::<T>(&b), cast::<T>(&dout));
+    let want_t = cast::<T>(&want);
+    for epi in [Epilogue::None, Epilogue::Relu] {
+        let mut out = vec![sentinel::<T>(isa); g.output_len()];
+        let mut scratch = vec![T::from_f64(f64::NAN); conv2d_forward_scratch_len::<T>(g)];
+        conv2d_forward(g, &xt, &wt, &bt, &mut out, &mut scratch, epi).map_err(|e| e.to_string())?;
+        let expect: Vec<T> = match epi {
+            Epilogue::Relu => want_t.iter().map(|&v| if v > T::ZERO { v } else { T::ZERO }).collect(),
+            _ => want_t.clone(),
+        };
+        check_exact(&format!("{isa:?} conv forward {epi:?} {g:?}"), &out, &expect)?;
+    }
+    let (mut ndx, mut ndw, mut ndb) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
+    conv2d_backward_naive(g, &x, &w, &dout, &mut ndx, &mut ndw, &mut ndb).map_err(|e| e.to_string())?;
+    let nan = T::from_f64(f64::NAN);
+    let (mut dx, mut dw, mut db) = (vec![nan; x.len()], vec![nan; w.len()], vec![nan; b.len()]);
+    let mut scratch = vec![nan; conv2d_backward_scratch_len::<T>(g)];
+    conv2d_backward(g, &xt, &wt, &dt, Some(&mut dx), &mut dw, &mut db, &mut scratch).map_err(|e| e.to_string())?;
+    check_exact(&format!("{isa:?} conv dx {g:?}"), &dx, &cast::<T>(&ndx))?;
+    check_exact(&format!("{isa:?} conv dW {g:?}"), &dw, &cast::<T>(&ndw))?;
+    check_exact(&format!("{isa:?} conv db {g:?}"), &db, &cast::<T>(&ndb))?;
+
+    let [n, c, h, wd] = g.output_shape();
+    if h >= 2 && wd >= 2 {
+        let pool = PoolGeometry::new([n, c, h, wd], [2, 2], 2, 0).map_err(|e| e.to_string())?;
+        let relu: Vec<f64> = want.iter().map(|&v| v.max(0.0)).collect();
+        let mut pooled = vec![0.0; pool.output_len()];
+        let mut args = vec![0u32; pool.output_len()];
+        maxpool_forward_naive(&pool, &relu, &mut pooled, &mut args).map_err(|e| e.to_string())?;
+        let mut out = vec![sentinel::<T>(isa); pool.output_len()];
+        let mut arg = vec![arg_sentinel(isa); pool.output_len()];
+        let mut scratch = vec![nan; conv2d_relu_pool_forward_scratch_len::<T>(g)];
+        conv2d_relu_pool_forward(g, &pool, &xt, &wt, &bt, &mut out, &mut arg, &mut scratch)
+            .map_err(|e| e.to_string())?;
+        check_exact(
+            &format!("{isa:?} fused conv-relu-pool {g:?}"),
+            &out,
+            &cast::<T>(&pooled),
+        )?;
+    }
+    Ok(())
+}
+
+/// Depths past one GEMM block (`C*FH*FW` = 288, 576, 630 > 256, blocks starting inside a
+/// channel's window), DeepConvNet's padded widths, groups of several images, windows
+/// wider than tall, pad >= kernel, and a stride-2 layer, exactly on every ISA.
+#[test]
+fn conv_deep_and_grouped_exact_on_every_isa() {
+    // (input, filters, window, stride, pad)
+    type Case = ([usize; 4], usize, [usize; 2], usize, usize);
+    let shapes: [Case; 7] = [
+        ([3, 32, 6, 6], 9, [3, 3], 1, 1),
+        ([5, 64, 8, 8], 8, [3, 3], 1, 1),
+        ([2, 70, 5, 4], 17, [3, 3], 1, 1),
+        ([2, 16, 28, 28], 16, [3, 3], 1, 1),
+        ([7, 3, 9, 11], 5, [2, 4], 1, 2),
+        ([4, 2, 3, 3], 3, [2, 2], 1, 3),
+        ([3, 5, 9, 9], 4, [3, 3], 2, 1),
+    ];
+    for (i, (dims, f, k, s, p)) in shapes.into_iter().enumerate() {
+        let g = ConvGeometry::new(dims, f, k, s, p).expect("valid geometry");
+        for (isa, r) in per_isa(|isa| {
+            (
+                check_conv_on::<f32>(isa, &g, 77 + i as u64),
+                check_conv_on::<f64>(isa, &g, 91 + i as u64),
+            )
+        }) {
+            ok(r.0.map_err(|e| format!("f32 on {isa:?}: {e}")));
+            ok(r.1.map_err(|e| format!("f64 on {isa:?}: {e}")));
+        }
     }
 }

@@ -478,3 +478,36 @@ fn im2col_col2im_round_trip_when_windows_tile() {
         }
     }
 }
+
+/// Stride-1 planes on both sides of the per-image im2col's stack plane (1,024 padded
+/// elements): 30x30 padded (DeepConvNet's conv1/conv2), 31x33 (1,023, just under), 32x33
+/// (just over), 35x42 (well over); f32 as well as f64, against the canvas definition.
+#[test]
+fn im2col_image_around_the_stack_plane_limit() {
+    for (h, w, p, k) in [
+        (28, 28, 1, 3),
+        (29, 31, 1, 3),
+        (30, 31, 1, 3),
+        (33, 40, 1, 3),
+        (30, 31, 0, 1),
+        (8, 8, 3, 5),
+    ] {
+        let g = geom([2, 2, h, w], [k, k], 1, p);
+        let x: Vec<f64> = (0..g.input_len()).map(|i| ((i * 37) % 23) as f64 - 11.0).collect();
+        let reference = im2col_canvas(&g, &x, 0.0);
+        let img = g.image_len();
+        let mut col = vec![f64::NAN; g.col_len()];
+        let mut col32 = vec![f32::NAN; g.col_len()];
+        for n in 0..g.batch {
+            let want = ref_to_image(&g, &reference, n);
+            im2col_image(&g, &x[n * img..(n + 1) * img], &mut col).unwrap();
+            assert_eq!(col, want, "{g:?}, image {n}");
+            let x32: Vec<f32> = x[n * img..(n + 1) * img].iter().map(|&v| v as f32).collect();
+            im2col_image(&g, &x32, &mut col32).unwrap();
+            assert!(
+                col32.iter().zip(&want).all(|(&a, &b)| f64::from(a) == b),
+                "f32 {g:?}, image {n}"
+            );
+        }
+    }
+}

@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::kernels::packed_gemm::{AOperand, gemm_on, pack_a_into, packed_a_len, reserve_thread};
+use crate::kernels::packed_gemm::{AOperand, BOperand, WindowB, gemm_on, pack_a_into, packed_a_len, reserve_thread};
 use crate::simd::{Isa, active_isa};
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i*rs + j*cs]`.
@@ -103,14 +103,9 @@ fn check_fits(what: &str, rows: usize, cols: usize, rs: usize, cs: usize, len: u
 /// Checks `B` and `C` of an `m x k x n` product; returns whether there is work left:
 /// `false` when `C` is empty or `k == 0` (in which case `C` has already been set to
 /// `beta*C`).
-fn validate_bc<T: Float>(m: usize, k: usize, b: &MatRef<'_, T>, beta: T, c: &mut MatMut<'_, T>) -> Result<bool> {
-    let n = b.cols;
-    if b.rows != k || c.rows != m || c.cols != n {
-        return Err(Error::Shape(format!(
-            "gemm: A is {m}x{k}, B is {}x{n}, C is {}x{}",
-            b.rows, c.rows, c.cols
-        )));
-    }
+/// Checks that the `m x n` view `C` fits its slice and that no two of its elements alias;
+/// `Ok(false)` when it is empty.
+fn check_c<T: Float>(m: usize, n: usize, c: &mut MatMut<'_, T>) -> Result<bool> {
     if c.rows > 1 && c.cols > 1 {
         let disjoint = (c.cs >= 1 && c.rs >= c.cols * c.cs) || (c.rs >= 1 && c.cs >= c.rows * c.rs);
         if !disjoint {
@@ -120,7 +115,18 @@ fn validate_bc<T: Float>(m: usize, k: usize, b: &MatRef<'_, T>, beta: T, c: &mut
             )));
         }
     }
-    if check_fits("C", m, n, c.rs, c.cs, c.data.len())? {
+    Ok(!check_fits("C", m, n, c.rs, c.cs, c.data.len())?)
+}
+
+fn validate_bc<T: Float>(m: usize, k: usize, b: &MatRef<'_, T>, beta: T, c: &mut MatMut<'_, T>) -> Result<bool> {
+    let n = b.cols;
+    if b.rows != k || c.rows != m || c.cols != n {
+        return Err(Error::Shape(format!(
+            "gemm: A is {m}x{k}, B is {}x{n}, C is {}x{}",
+            b.rows, c.rows, c.cols
+        )));
+    }
+    if !check_c(m, n, c)? {
         return Ok(false);
     }
     if check_fits("B", k, n, b.rs, b.cs, b.data.len())? {
@@ -221,7 +227,130 @@ pub(crate) fn gemm_packed<T: Float>(
             b.cols,
             alpha,
             AOperand::Packed(a.data.as_ptr()),
-            (b.data.as_ptr(), b.rs, b.cs),
+            BOperand::Strided(b.data.as_ptr(), b.rs, b.cs),
+            beta,
+            (c.data.as_mut_ptr(), c.rs, c.cs),
+        )
+    };
+    Ok(())
+}
+
+/// The column matrix of a stride-1 convolution over `images` zero-padded images, read in
+/// place by [`gemm_packed_window`] (implicit im2col): `data` holds the images
+/// `(images, channels, hp, wp)` and then at least `kw - 1` more elements (the junk columns
+/// of the last image read that far). Row `(c, ky, kx)`, column `j*seg + oy*wp + ox`
+/// (`seg = (hp - kh + 1) * wp`) is `data[((j*channels + c)*hp + oy + ky)*wp + ox + kx]`;
+/// columns with `ox > wp - kw` are junk.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PaddedImages<'a, T> {
+    data: &'a [T],
+    images: usize,
+    channels: usize,
+    hp: usize,
+    wp: usize,
+    kh: usize,
+    kw: usize,
+}
+
+impl<'a, T: Float> PaddedImages<'a, T> {
+    /// # Errors
+    /// [`Error::Shape`] for an empty dimension or a window larger than the padded image;
+    /// [`Error::Length`] when `data` is too short.
+    pub(crate) fn new(data: &'a [T], [images, channels, hp, wp]: [usize; 4], [kh, kw]: [usize; 2]) -> Result<Self> {
+        if [images, channels, hp, wp, kh, kw].contains(&0) || kh > hp || kw > wp {
+            return Err(Error::Shape(format!(
+                "implicit im2col: {images} images of {channels}x{hp}x{wp} with a {kh}x{kw} window"
+            )));
+        }
+        let need = [images, channels, hp, wp]
+            .iter()
+            .try_fold(1usize, |a, &b| a.checked_mul(b))
+            .and_then(|n| n.checked_add(kw - 1))
+            .ok_or_else(|| Error::Shape("implicit im2col: size overflows usize".into()))?;
+        if data.len() < need {
+            return Err(Error::Length {
+                what: "implicit im2col padded images",
+                expected: need,
+                got: data.len(),
+            });
+        }
+        Ok(Self {
+            data,
+            images,
+            channels,
+            hp,
+            wp,
+            kh,
+            kw,
+        })
+    }
+
+    /// Rows of the column matrix, `channels * kh * kw`.
+    pub(crate) fn rows(&self) -> usize {
+        self.channels * self.kh * self.kw
+    }
+
+    /// Columns per image, `(hp - kh + 1) * wp`.
+    pub(crate) fn seg(&self) -> usize {
+        (self.hp - self.kh + 1) * self.wp
+    }
+
+    /// Columns, `images * seg`.
+    pub(crate) fn cols(&self) -> usize {
+        self.images * self.seg()
+    }
+}
+
+/// `C <- alpha*A*B + beta*C` with `A` packed by [`PackedA::pack`] and `B` the implicit
+/// column matrix `b`, on the ISA `A` was packed for.
+///
+/// # Errors
+/// [`Error::Shape`] when the dimensions disagree or `C`'s strides alias or overrun.
+pub(crate) fn gemm_packed_window<T: Float>(
+    alpha: T,
+    a: &PackedA<'_, T>,
+    b: &PaddedImages<'_, T>,
+    beta: T,
+    mut c: MatMut<'_, T>,
+) -> Result<()> {
+    if a.rows == 0 {
+        return Ok(());
+    }
+    let (k, n) = (b.rows(), b.cols());
+    if a.cols != k || c.rows != a.rows || c.cols != n {
+        return Err(Error::Shape(format!(
+            "gemm: A is {}x{}, implicit B is {k}x{n}, C is {}x{}",
+            a.rows, a.cols, c.rows, c.cols
+        )));
+    }
+    if !check_c(a.rows, n, &mut c)? {
+        return Ok(());
+    }
+    let plane = b.hp * b.wp;
+    let w = WindowB {
+        base: b.data.as_ptr(),
+        img: b.channels * plane,
+        seg: b.seg(),
+        plane,
+        wp: b.wp,
+        kh: b.kh,
+        kw: b.kw,
+    };
+    // SAFETY: m, k, n >= 1 (checked non-empty above and in PaddedImages::new); element
+    // (r, j*seg + q) of B is at j*img + c*plane + ky*wp + kx + q <= (images-1)*img +
+    // (channels-1)*plane + (kh-1)*wp + (kw-1) + oh*wp - 1 = images*img + kw - 2, inside
+    // `data` (PaddedImages::new checked images*img + kw - 1 elements); `a.data` is a whole
+    // packed A for `a.isa`; check_c proved C fits and does not alias itself, and C is a
+    // unique borrow, so it aliases neither A nor B.
+    unsafe {
+        gemm_on(
+            a.isa,
+            a.rows,
+            k,
+            n,
+            alpha,
+            AOperand::Packed(a.data.as_ptr()),
+            BOperand::Window(w),
             beta,
             (c.data.as_mut_ptr(), c.rs, c.cs),
         )
@@ -301,7 +430,7 @@ pub(crate) fn gemm_isa<T: Float>(
             b.cols,
             alpha,
             AOperand::Strided(a.data.as_ptr(), a.rs, a.cs),
-            (b.data.as_ptr(), b.rs, b.cs),
+            BOperand::Strided(b.data.as_ptr(), b.rs, b.cs),
             beta,
             (c.data.as_mut_ptr(), c.rs, c.cs),
         )

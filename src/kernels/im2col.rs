@@ -330,14 +330,37 @@ impl<T: Float> Job<T> for Im2colImage<'_, T> {
     /// valid columns `[ox_lo, ox_hi)`, and the padding around it is zero.
     ///
     /// With stride 1 and contiguous rows (`ld == OH*OW`) the matrix is instead written in
-    /// one increasing sweep of segments (padding, run, padding) by whole vectors, each
-    /// vector that runs past its segment writing only elements a later segment
-    /// overwrites, so short runs cost one load and one store.
+    /// one increasing sweep by whole vectors, each vector that runs past its segment
+    /// writing only elements a later segment overwrites, so short runs cost one load and
+    /// one store. When the zero-padded plane fits [`STACK_PLANE`], each channel is first
+    /// copied into one on the stack and every run of `OW` is copied from it, padding
+    /// included; otherwise the sweep alternates padding and input segments.
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let Self { g, x, col, ld } = self;
         let (h, w, s, p, kh, kw) = (g.height, g.width, g.stride, g.pad, g.kh, g.kw);
         let (plane, ow_n, pixels) = (h * w, g.out_w, g.out_pixels());
+        let (ph, pw) = (h + 2 * p, w + 2 * p);
+        if s == 1 && ld == pixels && ph * pw <= STACK_PLANE {
+            // Each channel goes once into a zero-bordered plane on the stack; every run is
+            // then a plain copy of `OW` elements from it, padding included.
+            let mut buf = [T::ZERO; STACK_PLANE];
+            let padded = &mut buf[..ph * pw];
+            for c in 0..g.channels {
+                for (y, src) in x[c * plane..(c + 1) * plane].chunks_exact(w).enumerate() {
+                    padded[(y + p) * pw + p..(y + p) * pw + p + w].copy_from_slice(src);
+                }
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let row = ((c * kh + ky) * kw + kx) * ld;
+                        for oy in 0..g.out_h {
+                            copy_overrun::<V>(col, row + oy * ow_n, padded, (oy + ky) * pw + kx, ow_n);
+                        }
+                    }
+                }
+            }
+            return;
+        }
         if s == 1 && ld == pixels {
             for r in 0..g.col_rows() {
                 let (c, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
@@ -411,6 +434,10 @@ pub fn im2col_image<T: Float>(g: &WindowGeometry, x: &[T], col: &mut [T]) -> Res
     run(Im2colImage { g, x, col, ld })
 }
 
+/// Largest zero-padded plane (`(H+2p)*(W+2p)` elements) that [`im2col_image`] builds on
+/// the stack; DeepConvNet's largest is 30x30.
+const STACK_PLANE: usize = 1024;
+
 /// Zeroes `col[d..d+len]` by whole vectors; the last may run past `d+len` (a later write
 /// must cover those elements) but never past `col.len()`, where it finishes scalar.
 #[inline(always)]
@@ -475,20 +502,10 @@ impl<T: Float> Job<T> for Im2colGroup<'_, T> {
             padded,
             col,
         } = self;
-        let (h, w, p, kh, kw) = (g.height, g.width, g.pad, g.kh, g.kw);
-        let (hp, wp) = (h + 2 * p, w + 2 * p);
+        let (kh, kw) = (g.kh, g.kw);
+        let (hp, wp) = (g.height + 2 * g.pad, g.width + 2 * g.pad);
         let (ow_n, pixels) = (g.out_w, g.out_pixels());
-        for plane in 0..xs.len() / (h * w).max(1) {
-            let base = plane * hp * wp;
-            zero_overrun::<V>(padded, base, p * wp + p);
-            for iy in 0..h {
-                let d = base + (p + iy) * wp + p;
-                copy_overrun::<V>(padded, d, xs, (plane * h + iy) * w, w);
-                // Right padding of this row and left padding of the next.
-                zero_overrun::<V>(padded, d + w, 2 * p);
-            }
-            zero_overrun::<V>(padded, base + (p + h) * wp + p, p * wp - p);
-        }
+        pad_planes::<V>(g, xs, padded);
         let ld = cnt * pixels;
         let planes = g.channels;
         for r in 0..g.col_rows() {
@@ -502,6 +519,103 @@ impl<T: Float> Job<T> for Im2colGroup<'_, T> {
             }
         }
     }
+}
+
+/// Copies the planes of `xs` (`H x W` each) into zero-padded `(H+2p) x (W+2p)` planes at
+/// the front of `padded`, in one increasing sweep of whole vectors; a vector that runs past
+/// its segment only writes elements a later segment overwrites, and may write up to
+/// `LANES - 1` elements past the last plane.
+#[inline(always)]
+fn pad_planes<V: Vector>(g: &WindowGeometry, xs: &[V::E], padded: &mut [V::E]) {
+    let (h, w, p) = (g.height, g.width, g.pad);
+    let (hp, wp) = (h + 2 * p, w + 2 * p);
+    for plane in 0..xs.len() / (h * w).max(1) {
+        let base = plane * hp * wp;
+        zero_overrun::<V>(padded, base, p * wp + p);
+        for iy in 0..h {
+            let d = base + (p + iy) * wp + p;
+            copy_overrun::<V>(padded, d, xs, (plane * h + iy) * w, w);
+            // Right padding of this row and left padding of the next.
+            zero_overrun::<V>(padded, d + w, 2 * p);
+        }
+        zero_overrun::<V>(padded, base + (p + h) * wp + p, p * wp - p);
+    }
+}
+
+/// Zero-pads `xs` (`(cnt, C, H, W)`) into `padded`: the `cnt*C` padded planes
+/// `(H+2p) x (W+2p)`, then zeros to the end of `padded`.
+struct PadGroup<'a, T> {
+    g: &'a WindowGeometry,
+    xs: &'a [T],
+    padded: &'a mut [T],
+}
+
+impl<T: Float> Job<T> for PadGroup<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let Self { g, xs, padded } = self;
+        pad_planes::<V>(g, xs, padded);
+        let planes = xs.len() / g.image_len().max(1) * g.channels;
+        let end = planes * (g.height + 2 * g.pad) * (g.width + 2 * g.pad);
+        let n = padded.len();
+        padded[end.min(n)..].fill(T::ZERO);
+    }
+}
+
+/// Zero-pads `cnt` consecutive images (`xs`, `(cnt, C, H, W)`) into the planes of
+/// `padded` (`(cnt, C, H+2p, W+2p)`) on `isa` and zeroes the rest of `padded`: the
+/// operand of the implicit-im2col GEMM. The caller has checked
+/// `padded.len() >= `[`im2col_group_padded_len`] (the GEMM needs `FW - 1` zeros more).
+pub(crate) fn pad_group_on<T: Float>(isa: Isa, g: &WindowGeometry, xs: &[T], padded: &mut [T]) {
+    run_on(isa, PadGroup { g, xs, padded });
+}
+
+/// Copies `OW`-element rows out of a padded-width matrix: row `r` of `out`
+/// (`out.len() / OW` rows) is `src[r / OH * ld + r % OH * wp..][..OW]`, by whole vectors
+/// in one increasing sweep.
+struct CompactRows<'a, T> {
+    src: &'a [T],
+    ld: usize,
+    wp: usize,
+    oh: usize,
+    ow: usize,
+    out: &'a mut [T],
+}
+
+impl<T: Float> Job<T> for CompactRows<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let Self {
+            src,
+            ld,
+            wp,
+            oh,
+            ow,
+            out,
+        } = self;
+        for r in 0..out.len() / ow.max(1) {
+            copy_overrun::<V>(out, r * ow, src, r / oh * ld + r % oh * wp, ow);
+        }
+    }
+}
+
+/// The valid pixels of one image out of the implicit-im2col GEMM's output: `out`
+/// `(FN, OH, OW)` gets, for filter `f` and pixel `(oy, ox)`, `src[f*ld + oy*wp + ox]`
+/// (`src` starting at the image's first column). The caller has checked the lengths.
+pub(crate) fn compact_image_on<T: Float>(isa: Isa, src: &[T], ld: usize, wp: usize, g: &WindowGeometry, out: &mut [T]) {
+    run_on(
+        isa,
+        CompactRows {
+            src,
+            ld,
+            wp,
+            oh: g.out_h,
+            ow: g.out_w,
+            out,
+        },
+    );
 }
 
 /// Workspace elements [`im2col_group_on`] needs for `cnt` images of geometry `g`.

@@ -57,7 +57,9 @@ fn pool_one<T: Float>(g: &PoolGeometry, xp: &[T], oy: usize, ox: usize) -> (T, u
 /// General forward over the planes of one chunk of images.
 struct PoolPlanes<'a, T> {
     g: &'a PoolGeometry,
+    /// Plane `i` is `x[i*stride..i*stride + H*W]`.
     x: &'a [T],
+    stride: usize,
     out: &'a mut [T],
     arg: &'a mut [u32],
 }
@@ -153,9 +155,10 @@ impl<T: Float> Job<T> for PoolPlanes<'_, T> {
             _ => (0, 0),
         };
         let two_by_two = exact && (w.kh, w.kw, s, p) == (2, 2, 2, 0);
-        for ((xp, o), a) in self
-            .x
-            .chunks_exact(plane)
+        let (x, stride) = (self.x, self.stride);
+        let planes = self.out.len() / oplane.max(1);
+        for ((xp, o), a) in (0..planes)
+            .map(|i| &x[i * stride..i * stride + plane])
             .zip(self.out.chunks_exact_mut(oplane))
             .zip(self.arg.chunks_exact_mut(oplane))
         {
@@ -245,10 +248,27 @@ fn pool2x2_argmax_row<V: Vector>(xp: &[V::E], ww: usize, oy: usize, orow: &mut [
     }
 }
 
-/// Pools whole planes of `x` (each `H x W` of `g`) into `out`/`argmax` on `isa`; the
-/// number of planes is `out.len() / (OH*OW)`. Lengths are the caller's to check.
-pub(crate) fn pool_planes<T: Float>(isa: Isa, g: &PoolGeometry, x: &[T], out: &mut [T], argmax: &mut [u32]) {
-    run_on(isa, PoolPlanes { g, x, out, arg: argmax });
+/// Pools whole planes of `x` (each `H x W` of `g`, plane `i` starting at `i*stride`) into
+/// `out`/`argmax` on `isa`; the number of planes is `out.len() / (OH*OW)`. Lengths are the
+/// caller's to check (`x` must hold the last plane; `stride >= H*W`).
+pub(crate) fn pool_planes<T: Float>(
+    isa: Isa,
+    g: &PoolGeometry,
+    x: &[T],
+    stride: usize,
+    out: &mut [T],
+    argmax: &mut [u32],
+) {
+    run_on(
+        isa,
+        PoolPlanes {
+            g,
+            x,
+            stride,
+            out,
+            arg: argmax,
+        },
+    );
 }
 
 /// Max-pooling forward. `x` `(N, C, H, W)`; writes `out` `(N, C, OH, OW)` and `argmax`
@@ -279,7 +299,7 @@ pub fn maxpool_forward<T: Float>(g: &PoolGeometry, x: &[T], out: &mut [T], argma
     for_each_chunk2(out, per_out, argmax, per_out, |ci, out_c, arg_c| {
         let x0 = ci * per * w.channels * plane;
         let planes = out_c.len() / oplane;
-        pool_planes(isa, g, &x[x0..x0 + planes * plane], out_c, arg_c);
+        pool_planes(isa, g, &x[x0..x0 + planes * plane], plane, out_c, arg_c);
     });
     Ok(())
 }

@@ -113,6 +113,41 @@ pub(crate) enum AOperand<T> {
     Packed(*const T),
 }
 
+/// How the packing routine gets `B`.
+#[derive(Clone, Copy)]
+pub(crate) enum BOperand<T> {
+    /// Strided `B` (`ptr, rs, cs`).
+    Strided(*const T, usize, usize),
+    /// A convolution's column matrix read straight from zero-padded images.
+    Window(WindowB<T>),
+}
+
+/// The column matrix of a stride-1 convolution over zero-padded images, never
+/// materialised ("implicit im2col"). The images are `(H+2p) x (W+2p) = hp x wp` planes,
+/// `channels` per image, image `j` at `base + j*img`. Row `r = (c, ky, kx)` of `B` and
+/// column `n` (image `j = n / seg`, `q = n % seg`) is
+/// `base[j*img + c*plane + ky*wp + kx + q]`: column `q = oy*wp + ox` is output pixel
+/// `(oy, ox)` computed on the padded width, so every row of `B` is one contiguous window of
+/// the image. Columns with `ox >= OW` are junk the caller discards; `seg = OH*wp`.
+#[derive(Clone, Copy)]
+pub(crate) struct WindowB<T> {
+    pub(crate) base: *const T,
+    pub(crate) img: usize,
+    pub(crate) seg: usize,
+    pub(crate) plane: usize,
+    pub(crate) wp: usize,
+    pub(crate) kh: usize,
+    pub(crate) kw: usize,
+}
+
+impl<T> WindowB<T> {
+    /// `(c, ky, kx)` of row `r`.
+    #[inline(always)]
+    fn split(&self, r: usize) -> (usize, usize, usize) {
+        (r / (self.kh * self.kw), (r / self.kw) % self.kh, r % self.kw)
+    }
+}
+
 /// The raw operands of one product. Built only by [`gemm_on`], whose caller guarantees
 /// that every strided index is in bounds and that `c` aliases neither input nor itself.
 struct Gemm<'a, T> {
@@ -123,9 +158,7 @@ struct Gemm<'a, T> {
     n: usize,
     alpha: T,
     a: AOperand<T>,
-    b: *const T,
-    rsb: usize,
-    csb: usize,
+    b: BOperand<T>,
     beta: T,
     c: *mut T,
     rsc: usize,
@@ -153,10 +186,19 @@ pub(crate) unsafe fn gemm_on<T: Float>(
     n: usize,
     alpha: T,
     a: AOperand<T>,
-    (b, rsb, csb): (*const T, usize, usize),
+    b: BOperand<T>,
     beta: T,
     (c, rsc, csc): (*mut T, usize, usize),
 ) {
+    // When `B` is no wider than an AVX2 tile, AVX-512's twice-as-wide tile would be at
+    // least half empty: the AVX2 tiles do better (`gemm/conv2_dw_144x784x16` in the
+    // kernels bench). A packed `A` keeps the ISA it was packed for.
+    #[cfg(target_arch = "x86_64")]
+    let isa = if isa == Isa::Avx512 && matches!(a, AOperand::Strided(..)) && n <= tile_shape::<T>(Isa::Avx2).1 {
+        Isa::Avx2
+    } else {
+        isa
+    };
     let (mr, nr) = tile_shape::<T>(isa);
     let kc = k.min(KC);
     let alen = if matches!(a, AOperand::Packed(_)) || a_in_place(a, n, nr) {
@@ -179,8 +221,6 @@ pub(crate) unsafe fn gemm_on<T: Float>(
             alpha,
             a,
             b,
-            rsb,
-            csb,
             beta,
             c,
             rsc,
@@ -231,14 +271,10 @@ impl<T: Float> Gemm<'_, T> {
                 // SAFETY: rows pc..pc+kc and columns jc..jc+nc are inside B (gemm_on's
                 // contract), and bp holds kc * round_up(nc, nr) elements.
                 unsafe {
-                    pack_b::<V>(
-                        kc,
-                        nc,
-                        self.b.add(pc * self.rsb + jc * self.csb),
-                        self.rsb,
-                        self.csb,
-                        bp,
-                    )
+                    match self.b {
+                        BOperand::Strided(b, rsb, csb) => pack_b::<V>(kc, nc, b.add(pc * rsb + jc * csb), rsb, csb, bp),
+                        BOperand::Window(w) => pack_b_window::<V>(kc, nc, pc, jc, &w, bp),
+                    }
                 };
                 let beta = if pc == 0 { self.beta } else { T::ONE };
                 for ic in (0..self.m).step_by(MC) {
@@ -374,6 +410,70 @@ unsafe fn pack_b<V: GemmVec>(kc: usize, nc: usize, b: *const V::E, rsb: usize, c
             }
             for p in 0..kc {
                 panel[p * nr + cols..p * nr + nr].fill(<V::E as Float>::ZERO);
+            }
+        }
+    }
+}
+
+/// [`pack_b`] for a [`WindowB`]: the `kc x nc` block at rows `pc..`, columns `jc..`.
+/// A vector of a panel row that lies inside one image's columns is one load from the
+/// image; one that crosses an image boundary or the block's end is gathered element by
+/// element (zero past the end).
+///
+/// # Safety
+/// Every element of rows `pc..pc+kc`, columns `jc..jc+nc` of `w` is readable; `dst` holds
+/// at least `kc * round_up(nc, nr)` elements.
+#[inline(always)]
+unsafe fn pack_b_window<V: GemmVec>(kc: usize, nc: usize, pc: usize, jc: usize, w: &WindowB<V::E>, dst: &mut [V::E]) {
+    let l = V::LANES;
+    let nr = 2 * l;
+    let zero = <V::E as Float>::ZERO;
+    let (c0, ky0, kx0) = w.split(pc);
+    for j0 in (0..nc).step_by(nr) {
+        let panel = &mut dst[j0 * kc..(j0 + nr) * kc];
+        // Per half of the panel: the image and column of its first element, and whether
+        // the half is one whole-vector load.
+        let start: [(usize, usize); 2] =
+            std::array::from_fn(|h| ((jc + j0 + h * l) / w.seg, (jc + j0 + h * l) % w.seg));
+        let whole: [Option<usize>; 2] = std::array::from_fn(|h| {
+            let (j, q) = start[h];
+            (j0 + h * l + l <= nc && q + l <= w.seg).then_some(j * w.img + q)
+        });
+        let (mut c, mut ky, mut kx) = (c0, ky0, kx0);
+        for p in 0..kc {
+            let row = c * w.plane + ky * w.wp + kx;
+            for (h, at) in whole.iter().enumerate() {
+                let out = &mut panel[p * nr + h * l..p * nr + h * l + l];
+                match at {
+                    // SAFETY: the vector's columns lie inside one image's columns of the
+                    // block, whose elements are readable (the caller's contract).
+                    Some(o) => unsafe { V::load(w.base.add(o + row)).store(out.as_mut_ptr()) },
+                    None => {
+                        let (mut j, mut q) = start[h];
+                        for (e, d) in out.iter_mut().enumerate() {
+                            *d = if j0 + h * l + e < nc {
+                                // SAFETY: column jc+j0+h*l+e < jc+nc of row pc+p (image j,
+                                // column q) is readable.
+                                unsafe { *w.base.add(j * w.img + row + q) }
+                            } else {
+                                zero
+                            };
+                            q += 1;
+                            if q == w.seg {
+                                (j, q) = (j + 1, 0);
+                            }
+                        }
+                    }
+                }
+            }
+            kx += 1;
+            if kx == w.kw {
+                kx = 0;
+                ky += 1;
+                if ky == w.kh {
+                    ky = 0;
+                    c += 1;
+                }
             }
         }
     }
