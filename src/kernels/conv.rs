@@ -1,8 +1,9 @@
 //! Convolution on NCHW slices: per image, im2col into a workspace laid out
 //! `(C*FH*FW) x (OH*OW)`, then one GEMM `W (FN x C*FH*FW) * col -> out (FN x OH*OW)`
 //! written straight into NCHW, then a bias epilogue while the output is in cache.
-//! Stride-1 forward passes with `C*FH*FW >= FN` skip the column matrix: the GEMM reads it
-//! from the zero-padded images (see `implicit`).
+//! Stride-1 convolutions with `C*FH*FW >= FN` skip the column matrix in every pass: the
+//! GEMMs read it from the zero-padded images, and col2im adds whole windows back into
+//! them (see `implicit`).
 //!
 //! 1x1 / stride-1 / pad-0 convolutions skip im2col: the image already is its column matrix.
 //! Images are processed in chunks (see [`crate::kernels::par`]) with one workspace each.
@@ -11,12 +12,13 @@ use crate::error::{Error, Result, check_len};
 use crate::float::Float;
 use crate::kernels::activation::{Epilogue, apply_bias_epilogue};
 use crate::kernels::gemm::{
-    MatMut, MatRef, PackedA, PaddedImages, gemm_isa, gemm_packed, gemm_packed_window, packed_a_len_max,
+    MatMut, MatRef, PackedA, PaddedImages, gemm_isa, gemm_packed, gemm_packed_window, gemm_window_a, packed_a_len_max,
 };
 use crate::kernels::geometry::ConvGeometry;
 use crate::kernels::geometry::PoolGeometry;
 use crate::kernels::im2col::{
-    col2im_group_on, compact_image_on, im2col_group_on, im2col_group_padded_len, pad_group_on,
+    col2im_group_on, col2im_window_on, compact_image_on, expand_group_on, im2col_group_on, im2col_group_padded_len,
+    pad_group_on,
 };
 use crate::kernels::maxpool::pool_planes;
 use crate::kernels::par::{chunking, for_each_chunk1, for_each_chunk2, for_each_chunk3};
@@ -113,13 +115,21 @@ pub fn conv2d_forward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
     packed_w_len::<T>(g).saturating_add(chunking(g.window.batch).0.saturating_mul(per_chunk))
 }
 
-/// Whether the forward passes read the column matrix straight from the zero-padded
-/// images (implicit im2col, [`PaddedImages`]) instead of building it. The GEMM then
-/// computes every output row on the padded width `W + 2p` (`2p` junk columns per row),
-/// and the valid `OW` columns are copied out. That trades writing the column matrix
-/// (`C*FH*FW` rows) for copying the output (`FN` rows): taken for stride 1 when
-/// `C*FH*FW >= FN`. Measured with `cargo bench --bench layers -- forward`: DeepConvNet's
-/// conv2-conv6 1.11-1.43x faster, conv1 (`C*FH*FW = 9 < 16`) 1.2x slower.
+/// Whether the convolution reads its column matrix straight from the zero-padded images
+/// (implicit im2col, [`PaddedImages`]) instead of building it. Every output row is then
+/// computed on the padded width `W + 2p` (`2p` junk columns per row):
+/// - forward: the valid `OW` columns are copied out of the GEMM's output;
+/// - weight gradient: `dout` is spread to the padded width with zero junk columns, and
+///   `dW^T += col * dout^T` reads `col`'s rows in place from the padded image;
+/// - data gradient: `W^T * dout` on the padded width, each row added back into the padded
+///   plane as one contiguous run.
+///
+/// That trades writing the column matrix (`C*FH*FW` rows) for copying the output (`FN`
+/// rows): taken for stride 1 when `C*FH*FW >= FN`. Measured with
+/// `cargo bench --bench layers`: on DeepConvNet's conv2-conv6 the forward is 1.11-1.43x
+/// faster and the full backward 1.03-1.5x; conv1 (`C*FH*FW = 9 < 16`) forward was 1.2x
+/// slower. With non-finite inputs, gradients are non-finite either way, but which of
+/// infinity or NaN may differ from the explicit path (junk columns multiply by zero).
 fn implicit(g: &ConvGeometry) -> bool {
     g.window.stride == 1 && !is_pointwise(g) && g.window.col_rows() >= g.filters
 }
@@ -294,6 +304,18 @@ pub fn conv2d_backward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
 /// and the chunk's partial `dW^T` and `db`.
 fn backward_slots<T>(g: &ConvGeometry) -> [usize; 5] {
     let nb = group_images(g);
+    if implicit(g) {
+        // No column matrix: its gradient and the group's dout on the padded width, the
+        // padded images (reused as col2im's plane).
+        let cols = nb.saturating_mul(implicit_seg(g));
+        return [
+            0,
+            cache_round::<T>(g.window.col_rows().saturating_mul(cols)),
+            cache_round::<T>(g.filters.saturating_mul(cols)),
+            cache_round::<T>(im2col_group_padded_len(&g.window, nb).saturating_add(g.window.kw - 1)),
+            cache_round::<T>(g.weight_len().saturating_add(g.filters)),
+        ];
+    }
     let cols = if is_pointwise(g) {
         0
     } else {
@@ -385,18 +407,52 @@ pub fn conv2d_backward<T: Float>(
             let cnt = nb.min(images - g0);
             let ld = cnt * p;
             let first = ci * per + g0;
-            let colm = if pointwise {
-                MatRef::row_major(&x[first * img..(first + 1) * img], k, p)
-            } else {
-                im2col_group_on(isa, win, &x[first * img..(first + cnt) * img], cnt, padded, col);
-                MatRef::row_major(&col[..k * ld], k, ld)
-            };
             let douts = &dout[first * oimg..(first + cnt) * oimg];
             for d_n in douts.chunks_exact(oimg) {
                 for (acc, row) in db_part.iter_mut().zip(d_n.chunks_exact(p)) {
                     *acc += row.iter().copied().sum::<T>();
                 }
             }
+            if implicit(g) {
+                let (hp, wp) = (win.height + 2 * win.pad, win.width + 2 * win.pad);
+                let seg = implicit_seg(g);
+                let ld = cnt * seg;
+                let padded = &mut padded[..im2col_group_padded_len(win, cnt) + win.kw - 1];
+                pad_group_on(isa, win, &x[first * img..(first + cnt) * img], padded);
+                let dgroup = &mut dgroup[..fnum * ld];
+                expand_group_on(isa, douts, cnt, wp, win, dgroup);
+                let bimg = PaddedImages::new(padded, [cnt, win.channels, hp, wp], [win.kh, win.kw])
+                    .expect("slot sized for the group");
+                for j in 0..cnt {
+                    // dW^T (K x FN) += col_j (K x seg, read from the padded image) *
+                    // dout_j^T (seg x FN; zero on the junk columns).
+                    let dj = MatRef {
+                        data: &dgroup[j * seg..],
+                        rows: seg,
+                        cols: fnum,
+                        rs: 1,
+                        cs: ld,
+                    };
+                    gemm_window_a(isa, T::ONE, &bimg, j, dj, T::ONE, MatMut::row_major(dwt_part, k, fnum))
+                        .expect("shapes checked");
+                }
+                if want_dx {
+                    let dcol = &mut dcol[..k * ld];
+                    let dmat = MatRef::row_major(&*dgroup, fnum, ld);
+                    gemm_packed(T::ONE, &wt, dmat, T::ZERO, MatMut::row_major(dcol, k, ld)).expect("shapes checked");
+                    let dxs = &mut dx_chunk[g0 * img..(g0 + cnt) * img];
+                    for (j, dx_n) in dxs.chunks_exact_mut(img).enumerate() {
+                        col2im_window_on(isa, win, &dcol[j * seg..], ld, padded, dx_n);
+                    }
+                }
+                continue;
+            }
+            let colm = if pointwise {
+                MatRef::row_major(&x[first * img..(first + 1) * img], k, p)
+            } else {
+                im2col_group_on(isa, win, &x[first * img..(first + cnt) * img], cnt, padded, col);
+                MatRef::row_major(&col[..k * ld], k, ld)
+            };
             let dmat = if cnt == 1 {
                 MatRef::row_major(douts, fnum, p)
             } else {

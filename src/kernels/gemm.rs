@@ -358,6 +358,62 @@ pub(crate) fn gemm_packed_window<T: Float>(
     Ok(())
 }
 
+/// `C <- alpha*A*B + beta*C` on `isa` with `A` image `j`'s implicit column matrix in `a`
+/// (`rows() x seg()`, read in place), `B` `seg() x n`, `C` `rows() x n`: the weight
+/// gradient of a convolution, `dW^T += col * dout^T`, without building `col`.
+///
+/// # Errors
+/// [`Error::Shape`] when the dimensions disagree, `j` is not an image of `a`, or a view
+/// does not fit its slice.
+pub(crate) fn gemm_window_a<T: Float>(
+    isa: Isa,
+    alpha: T,
+    a: &PaddedImages<'_, T>,
+    j: usize,
+    b: MatRef<'_, T>,
+    beta: T,
+    mut c: MatMut<'_, T>,
+) -> Result<()> {
+    let (m, k) = (a.rows(), a.seg());
+    if j >= a.images {
+        return Err(Error::Shape(format!("gemm: image {j} of {} padded images", a.images)));
+    }
+    if !validate_bc(m, k, &b, beta, &mut c)? {
+        return Ok(());
+    }
+    let plane = a.hp * a.wp;
+    let img = a.channels * plane;
+    let w = WindowB {
+        // SAFETY: j < images, so j*img is inside `data` (PaddedImages::new checked
+        // images*img + kw - 1 elements).
+        base: unsafe { a.data.as_ptr().add(j * img) },
+        img,
+        seg: k,
+        plane,
+        wp: a.wp,
+        kh: a.kh,
+        kw: a.kw,
+    };
+    // SAFETY: validate_bc proved m, k, n >= 1 and that B and C fit their slices with C not
+    // aliasing itself; element (r, q) of A, q < seg, is at j*img + c*plane + ky*wp + kx + q
+    // <= j*img + img + kw - 2 < images*img + kw - 1 <= data.len() (as in
+    // gemm_packed_window); C is a unique borrow, so it aliases neither A nor B.
+    unsafe {
+        gemm_on(
+            isa,
+            m,
+            k,
+            b.cols,
+            alpha,
+            AOperand::Window(w),
+            BOperand::Strided(b.data.as_ptr(), b.rs, b.cs),
+            beta,
+            (c.data.as_mut_ptr(), c.rs, c.cs),
+        )
+    };
+    Ok(())
+}
+
 /// `C <- alpha*A*B + beta*C`, with `A` `m x k`, `B` `k x n`, `C` `m x n`.
 ///
 /// When `beta == 0`, `C` is only written (its old contents, even NaN, are ignored).

@@ -618,6 +618,122 @@ pub(crate) fn compact_image_on<T: Float>(isa: Isa, src: &[T], ld: usize, wp: usi
     );
 }
 
+/// The inverse of [`CompactRows`] for a group: image `j`'s row `(f, oy)` (`OW` elements of
+/// `src`, `(cnt, FN, OH, OW)`) goes to `out[f*ld + j*seg + oy*wp..]`, followed by
+/// `wp - OW` zeros; written filter by filter, image by image, in increasing order.
+struct ExpandRows<'a, T> {
+    src: &'a [T],
+    cnt: usize,
+    wp: usize,
+    oh: usize,
+    ow: usize,
+    out: &'a mut [T],
+}
+
+impl<T: Float> Job<T> for ExpandRows<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let Self {
+            src,
+            cnt,
+            wp,
+            oh,
+            ow,
+            out,
+        } = self;
+        let (seg, oimg) = (oh * wp, src.len() / cnt.max(1));
+        let ld = cnt * seg;
+        for f in 0..oimg / (oh * ow).max(1) {
+            for j in 0..cnt {
+                for oy in 0..oh {
+                    let d = f * ld + j * seg + oy * wp;
+                    copy_overrun::<V>(out, d, src, j * oimg + (f * oh + oy) * ow, ow);
+                    zero_overrun::<V>(out, d + ow, wp - ow);
+                }
+            }
+        }
+    }
+}
+
+/// A group's `dout` (`douts`, `(cnt, FN, OH, OW)`) in the implicit-im2col GEMM's layout
+/// `(FN, cnt*OH*wp)`: image `j`'s filter `f`, pixel `(oy, ox)` at
+/// `out[f*ld + j*OH*wp + oy*wp + ox]`, the junk columns `ox >= OW` zero. The caller has
+/// checked `out.len() >= FN*cnt*OH*wp`.
+pub(crate) fn expand_group_on<T: Float>(
+    isa: Isa,
+    douts: &[T],
+    cnt: usize,
+    wp: usize,
+    g: &WindowGeometry,
+    out: &mut [T],
+) {
+    run_on(
+        isa,
+        ExpandRows {
+            src: douts,
+            cnt,
+            wp,
+            oh: g.out_h,
+            ow: g.out_w,
+            out,
+        },
+    );
+}
+
+/// col2im (summing) of one image from the implicit-im2col layout: `dcol` row
+/// `r = (c, ky, kx)` (stride `ld`, `OH*wp` columns from the image's first) is added to the
+/// zero-padded plane of channel `c` at `ky*wp + kx` as one contiguous run; the plane's
+/// interior is then `dx`'s channel `c`.
+struct Col2imWindow<'a, T> {
+    g: &'a WindowGeometry,
+    dcol: &'a [T],
+    ld: usize,
+    /// One padded plane and `FW - 1` more.
+    buf: &'a mut [T],
+    dx: &'a mut [T],
+}
+
+impl<T: Float> Job<T> for Col2imWindow<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        let Self { g, dcol, ld, buf, dx } = self;
+        let (h, w, p, kh, kw) = (g.height, g.width, g.pad, g.kh, g.kw);
+        let wp = w + 2 * p;
+        let seg = g.out_h * wp;
+        let buf = &mut buf[..(h + 2 * p) * wp + kw - 1];
+        for c in 0..g.channels {
+            buf.fill(T::ZERO);
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let r = (c * kh + ky) * kw + kx;
+                    let at = ky * wp + kx;
+                    add_run::<V>(&mut buf[at..at + seg], &dcol[r * ld..r * ld + seg]);
+                }
+            }
+            for y in 0..h {
+                copy_overrun::<V>(dx, (c * h + y) * w, buf, (y + p) * wp + p, w);
+            }
+        }
+    }
+}
+
+/// col2im (summing) of one image whose column matrix is in the implicit-im2col layout
+/// (`dcol` from the image's first column, row stride `ld`) into `dx` `(C, H, W)`
+/// (overwritten), on `isa`, with `buf` (at least `(H+2p)*(W+2p) + FW - 1` elements) as
+/// workspace. Stride 1 only; the caller has checked the lengths.
+pub(crate) fn col2im_window_on<T: Float>(
+    isa: Isa,
+    g: &WindowGeometry,
+    dcol: &[T],
+    ld: usize,
+    buf: &mut [T],
+    dx: &mut [T],
+) {
+    run_on(isa, Col2imWindow { g, dcol, ld, buf, dx });
+}
+
 /// Workspace elements [`im2col_group_on`] needs for `cnt` images of geometry `g`.
 pub(crate) fn im2col_group_padded_len(g: &WindowGeometry, cnt: usize) -> usize {
     // The geometry checked that the padded sizes fit; the product saturates.

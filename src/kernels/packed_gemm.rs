@@ -111,6 +111,10 @@ pub(crate) enum AOperand<T> {
     Strided(*const T, usize, usize),
     /// The whole of `A` packed by [`pack_a_into`] for the same ISA.
     Packed(*const T),
+    /// A convolution's column matrix for one image, read in place from its zero-padded
+    /// planes: row `r = (c, ky, kx)`, column `q` is `base[c*plane + ky*wp + kx + q]`
+    /// ([`WindowB`]'s `img` and `seg` unused). Only for products with `n <= 4*NR`.
+    Window(WindowB<T>),
 }
 
 /// How the packing routine gets `B`.
@@ -146,6 +150,13 @@ impl<T> WindowB<T> {
     fn split(&self, r: usize) -> (usize, usize, usize) {
         (r / (self.kh * self.kw), (r / self.kw) % self.kh, r % self.kw)
     }
+
+    /// Offset of row `r`'s window from `base`.
+    #[inline(always)]
+    fn row_offset(&self, r: usize) -> usize {
+        let (c, ky, kx) = self.split(r);
+        c * self.plane + ky * self.wp + kx
+    }
 }
 
 /// The raw operands of one product. Built only by [`gemm_on`], whose caller guarantees
@@ -167,7 +178,7 @@ struct Gemm<'a, T> {
 
 /// Whether a strided `A` is read in place: row-major and meeting at most four `B` panels.
 fn a_in_place<T>(a: AOperand<T>, n: usize, nr: usize) -> bool {
-    matches!(a, AOperand::Strided(_, _, 1)) && n <= 4 * nr
+    matches!(a, AOperand::Window(_)) || (matches!(a, AOperand::Strided(_, _, 1)) && n <= 4 * nr)
 }
 
 /// `C <- alpha*A*B + beta*C` on `isa`, `A` `m x k`, `B` `k x n`, `C` `m x n`, each with
@@ -194,7 +205,7 @@ pub(crate) unsafe fn gemm_on<T: Float>(
     // least half empty: the AVX2 tiles do better (`gemm/conv2_dw_144x784x16` in the
     // kernels bench). A packed `A` keeps the ISA it was packed for.
     #[cfg(target_arch = "x86_64")]
-    let isa = if isa == Isa::Avx512 && matches!(a, AOperand::Strided(..)) && n <= tile_shape::<T>(Isa::Avx2).1 {
+    let isa = if isa == Isa::Avx512 && !matches!(a, AOperand::Packed(_)) && n <= tile_shape::<T>(Isa::Avx2).1 {
         Isa::Avx2
     } else {
         isa
@@ -279,19 +290,20 @@ impl<T: Float> Gemm<'_, T> {
                 let beta = if pc == 0 { self.beta } else { T::ONE };
                 for ic in (0..self.m).step_by(MC) {
                     let mc = MC.min(self.m - ic);
-                    // Where panel `ir` (a multiple of MR) of this block starts, and the
-                    // (row stride, depth step) the micro-kernel reads it with.
-                    let (a_block, a_rs, a_step): (*const T, usize, usize) = match self.a {
+                    // Where this block's A comes from: a packed block (panel `ir` at
+                    // `ir*kc`), or rows read in place.
+                    let a_src = match self.a {
                         // SAFETY: block pc of the packed A starts at pc*mp and holds mp*kc
                         // elements; rows ic.. start at ic*kc inside it.
-                        AOperand::Packed(p) => (unsafe { p.add(pc * mp + ic * kc) }, 1, MR),
+                        AOperand::Packed(p) => ASource::Panel(unsafe { p.add(pc * mp + ic * kc) }),
                         // SAFETY: element (ic, pc) is inside A.
-                        AOperand::Strided(p, rsa, _) if in_place => (unsafe { p.add(ic * rsa + pc) }, rsa, 1),
+                        AOperand::Strided(p, rsa, _) if in_place => ASource::Rows(unsafe { p.add(ic * rsa + pc) }, rsa),
+                        AOperand::Window(w) => ASource::Window(w, ic, pc),
                         AOperand::Strided(p, rsa, csa) => {
                             // SAFETY: rows ic..ic+mc and columns pc..pc+kc are inside A,
                             // and ap holds round_up(mc, MR) * kc elements.
                             unsafe { pack_a::<T, MR>(mc, kc, p.add(ic * rsa + pc * csa), rsa, csa, ap) };
-                            (ap.as_ptr(), 1, MR)
+                            ASource::Panel(ap.as_ptr())
                         }
                     };
                     for jr in (0..nc).step_by(nr) {
@@ -309,27 +321,32 @@ impl<T: Float> Gemm<'_, T> {
                             // (inside bp); the tile's rows x cols corner of C at
                             // (ic+ir, jc+jr) is inside C by gemm_on's contract.
                             unsafe {
-                                let a_panel = if a_step == 1 {
-                                    a_block.add(ir * a_rs)
-                                } else {
-                                    a_block.add(ir * kc)
-                                };
                                 let c_tile = self.c.add((ic + ir) * self.rsc + (jc + jr) * self.csc);
                                 let b_panel = bp.as_ptr().add(jr * kc);
-                                if a_step == 1 {
-                                    if rows == MR {
-                                        micro_kernel::<V, MR, false>(
-                                            kc, a_panel, a_rs, b_panel, c_tile, self.rsc, self.csc, tile,
-                                        )
-                                    } else {
-                                        edge_rows_in_place::<V, MR>(
-                                            kc, a_panel, a_rs, b_panel, c_tile, self.rsc, self.csc, tile,
-                                        )
+                                // In-place rows past the tile's last repeat its last row
+                                // (never read: edge tiles go through a packed copy).
+                                let a_rows: [*const T; MR] = match a_src {
+                                    ASource::Panel(a) => {
+                                        micro_kernel::<V, MR>(
+                                            kc,
+                                            a.add(ir * kc),
+                                            b_panel,
+                                            c_tile,
+                                            self.rsc,
+                                            self.csc,
+                                            tile,
+                                        );
+                                        continue;
                                     }
+                                    ASource::Rows(a, rs) => std::array::from_fn(|i| a.add((ir + i.min(rows - 1)) * rs)),
+                                    ASource::Window(w, ic, pc) => std::array::from_fn(|i| {
+                                        w.base.add(w.row_offset(ic + ir + i.min(rows - 1)) + pc)
+                                    }),
+                                };
+                                if rows == MR {
+                                    micro_kernel_rows::<V, MR>(kc, a_rows, b_panel, c_tile, self.rsc, self.csc, tile)
                                 } else {
-                                    micro_kernel::<V, MR, true>(
-                                        kc, a_panel, 1, b_panel, c_tile, self.rsc, self.csc, tile,
-                                    )
+                                    edge_rows_in_place::<V, MR>(kc, a_rows, b_panel, c_tile, self.rsc, self.csc, tile)
                                 }
                             };
                         }
@@ -338,6 +355,17 @@ impl<T: Float> Gemm<'_, T> {
             }
         }
     }
+}
+
+/// Where one block of `A` is read from, inside [`Gemm::drive`].
+#[derive(Clone, Copy)]
+enum ASource<T> {
+    /// Packed panels, panel `ir` at `ir*kc`.
+    Panel(*const T),
+    /// Row-major rows in place: the block's element `(i, 0)` at `ptr + i*rs`.
+    Rows(*const T, usize),
+    /// A window operand; the block starts at row `ic`, column `pc`.
+    Window(WindowB<T>, usize, usize),
 }
 
 /// Packs the `mc x kc` block of `A` at `a` into panels of `MR` rows: panel `q` holds,
@@ -489,20 +517,54 @@ struct Tile<T> {
 }
 
 /// One `MR x 2*LANES` tile: `C <- alpha * Apanel * Bpanel + beta * C` over depth `kc`,
-/// writing only the tile's `rows x cols` corner (with `beta == 0`, `C` is not read).
-/// `PACKED`: `A` is a packed panel (element `(i, p)` at `a[p*MR + i]`); otherwise `A` is
-/// read in place, element `(i, p)` at `a[i*a_rs + p]`.
+/// writing only the tile's `rows x cols` corner (with `beta == 0`, `C` is not read). `A` is
+/// a packed panel: element `(i, p)` at `a[p*MR + i]`.
 ///
 /// # Safety
-/// `A` holds the `MR x kc` elements the layout addresses; `b` holds `2*LANES*kc` readable
-/// elements; every `c[i*rsc + j*csc]`, `i < rows`, `j < cols`, is writable (and readable
-/// when `beta != 0`).
+/// `a` holds `MR*kc` readable elements; `b` holds `2*LANES*kc`; every `c[i*rsc + j*csc]`,
+/// `i < rows`, `j < cols`, is writable (and readable when `beta != 0`).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn micro_kernel<V: GemmVec, const MR: usize, const PACKED: bool>(
+unsafe fn micro_kernel<V: GemmVec, const MR: usize>(
     kc: usize,
     a: *const V::E,
-    a_rs: usize,
+    b: *const V::E,
+    c: *mut V::E,
+    rsc: usize,
+    csc: usize,
+    tile: Tile<V::E>,
+) {
+    let l = V::LANES;
+    let zero = <V::E as Float>::ZERO;
+    let mut acc = [[V::splat(zero); 2]; MR];
+    let (mut a, mut b) = (a, b);
+    for _ in 0..kc {
+        // SAFETY: the panels hold kc steps of MR (A) and 2*LANES (B) elements; a and b
+        // advance by one step per iteration.
+        unsafe {
+            let b0 = V::load(b);
+            let b1 = V::load(b.add(l));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = V::splat(*a.add(i));
+                row[0] = ai.mul_add(b0, row[0]);
+                row[1] = ai.mul_add(b1, row[1]);
+            }
+            a = a.add(MR);
+            b = b.add(2 * l);
+        }
+    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { write_tile::<V, MR>(&acc, c, rsc, csc, tile) }
+}
+
+/// [`micro_kernel`] with `A` read in place: row `i` of the tile is the `kc` contiguous
+/// elements at `rows[i]`.
+///
+/// # Safety
+/// Each `rows[i]` addresses `kc` readable elements; the rest as [`micro_kernel`].
+#[inline(always)]
+unsafe fn micro_kernel_rows<V: GemmVec, const MR: usize>(
+    kc: usize,
+    rows: [*const V::E; MR],
     b: *const V::E,
     c: *mut V::E,
     rsc: usize,
@@ -513,54 +575,33 @@ unsafe fn micro_kernel<V: GemmVec, const MR: usize, const PACKED: bool>(
     let zero = <V::E as Float>::ZERO;
     let mut acc = [[V::splat(zero); 2]; MR];
     let mut b = b;
-    if PACKED {
-        let mut a = a;
-        for _ in 0..kc {
-            // SAFETY: the panels hold kc steps of MR (A) and 2*LANES (B) elements; a and b
-            // advance by one step per iteration.
-            unsafe {
-                let b0 = V::load(b);
-                let b1 = V::load(b.add(l));
-                for (i, row) in acc.iter_mut().enumerate() {
-                    let ai = V::splat(*a.add(i));
-                    row[0] = ai.mul_add(b0, row[0]);
-                    row[1] = ai.mul_add(b1, row[1]);
-                }
-                a = a.add(MR);
-                b = b.add(2 * l);
+    for p in 0..kc {
+        // SAFETY: row i of A holds kc elements from rows[i]; the B panel holds kc steps.
+        unsafe {
+            let b0 = V::load(b);
+            let b1 = V::load(b.add(l));
+            for (row, acc) in rows.iter().zip(acc.iter_mut()) {
+                let ai = V::splat(*row.add(p));
+                acc[0] = ai.mul_add(b0, acc[0]);
+                acc[1] = ai.mul_add(b1, acc[1]);
             }
-        }
-    } else {
-        let rows: [*const V::E; MR] = std::array::from_fn(|i| a.wrapping_add(i * a_rs));
-        for p in 0..kc {
-            // SAFETY: row i of A holds kc elements from rows[i]; the B panel holds kc steps.
-            unsafe {
-                let b0 = V::load(b);
-                let b1 = V::load(b.add(l));
-                for (row, acc) in rows.iter().zip(acc.iter_mut()) {
-                    let ai = V::splat(*row.add(p));
-                    acc[0] = ai.mul_add(b0, acc[0]);
-                    acc[1] = ai.mul_add(b1, acc[1]);
-                }
-                b = b.add(2 * l);
-            }
+            b = b.add(2 * l);
         }
     }
     // SAFETY: forwarded from this function's contract.
     unsafe { write_tile::<V, MR>(&acc, c, rsc, csc, tile) }
 }
 
-/// An in-place `A` tile with fewer than `MR` rows: copies the rows into a zero-padded
-/// packed panel on the stack, `KC` deep at most, then runs the packed kernel.
+/// An in-place `A` tile with fewer than `MR` rows: copies its `tile.rows` rows into a
+/// zero-padded packed panel on the stack, `KC` deep at most, then runs the packed kernel.
 ///
 /// # Safety
-/// As [`micro_kernel`] with `PACKED = false`, for `tile.rows` rows of `A`; `kc <= KC`.
+/// `rows[i]`, `i < tile.rows`, each address `kc` readable elements; `kc <= KC`; the rest
+/// as [`micro_kernel`].
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn edge_rows_in_place<V: GemmVec, const MR: usize>(
     kc: usize,
-    a: *const V::E,
-    a_rs: usize,
+    rows: [*const V::E; MR],
     b: *const V::E,
     c: *mut V::E,
     rsc: usize,
@@ -569,14 +610,14 @@ unsafe fn edge_rows_in_place<V: GemmVec, const MR: usize>(
 ) {
     // Enough for MR_NARROW * KC and MR_WIDE * KC.
     let mut panel = [<V::E as Float>::ZERO; 8 * KC];
-    for i in 0..tile.rows {
+    for (i, row) in rows.iter().enumerate().take(tile.rows) {
         for p in 0..kc {
-            // SAFETY: row i < rows of A holds kc elements.
-            panel[p * MR + i] = unsafe { *a.add(i * a_rs + p) };
+            // SAFETY: row i < tile.rows of A holds kc elements.
+            panel[p * MR + i] = unsafe { *row.add(p) };
         }
     }
     // SAFETY: the panel holds MR*kc elements; the rest is the caller's contract.
-    unsafe { micro_kernel::<V, MR, true>(kc, panel.as_ptr(), 1, b, c, rsc, csc, tile) }
+    unsafe { micro_kernel::<V, MR>(kc, panel.as_ptr(), b, c, rsc, csc, tile) }
 }
 
 /// Merges the accumulators into `C`: `C <- alpha*acc + beta*C` on the tile's valid corner.
