@@ -449,6 +449,63 @@ fn resume_continues() {
     );
 }
 
+/// `--weight-decay` replaces the model's L2 lambda: it changes the trained weights, is
+/// stored in the checkpoint, and a resume asking for another lambda is refused.
+#[test]
+fn weight_decay_is_applied_stored_and_checked() {
+    let data = Data::new("weight-decay");
+    let d = data.args();
+    let run_with = |out: &Path, extra: &[&str], resume: bool| -> Vec<String> {
+        let o = s(out);
+        let mut args: Vec<String> = [
+            "train",
+            "--model",
+            "simple-conv",
+            "--epochs",
+            if resume { "2" } else { "1" },
+            "--batch",
+            "20",
+            "--seed",
+            "1",
+            "--threads",
+            "2",
+            "--out",
+            &o,
+        ]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect();
+        if resume {
+            args.push("--resume".into());
+        }
+        args.extend(d.iter().cloned());
+        args
+    };
+    let (default, none) = (data.out("default"), data.out("none"));
+    ok(&run_with(&default, &[], false));
+    ok(&run_with(&none, &["--weight-decay", "0"], false));
+    let ck_default = Checkpoint::load(&default.join("checkpoint.safetensors")).unwrap();
+    let ck_none = Checkpoint::load(&none.join("checkpoint.safetensors")).unwrap();
+    assert!(ck_default.meta("weight_decay").is_err(), "the default is not stored");
+    assert_eq!(ck_none.meta("weight_decay").unwrap(), "0");
+    assert_ne!(
+        ck_default.get("W1").unwrap(),
+        ck_none.get("W1").unwrap(),
+        "SimpleConvNet's default lambda 0.015 and --weight-decay 0 trained the same weights"
+    );
+
+    let before = snapshot(&none);
+    let ck_path = s(&none.join("checkpoint.safetensors"));
+    fails(
+        &run_with(&none, &["--weight-decay", "0.1"], true),
+        &[&ck_path, "weight decay Some(0.0)", "weight decay Some(0.1)"],
+    );
+    assert_unchanged(&none, &before);
+    let stdout = ok(&run_with(&none, &["--weight-decay", "0"], true));
+    assert!(stdout.contains("epoch 2/2:"), "{stdout}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Eval and predict
 // ---------------------------------------------------------------------------------------

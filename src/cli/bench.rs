@@ -36,6 +36,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, CliError> {
         input_dim: [1, 28, 28],
         classes: 10,
         seed: 1,
+        weight_decay: None,
     };
     let mut net = spec.build::<f32>()?;
     let mut opt = Adam::new(0.001, 0.9, 0.999)?;

@@ -132,12 +132,15 @@ pub struct ModelSpec {
     pub input_dim: [usize; 3],
     pub classes: usize,
     pub seed: u64,
+    /// L2 weight decay lambda replacing the model's default (0 for DeepConvNet, 0.015 for
+    /// SimpleConvNet), or `None` for the default.
+    pub weight_decay: Option<f64>,
 }
 
 impl ModelSpec {
     /// Builds the model in precision `T`.
     pub fn build<T: Float>(&self) -> Result<Sequential<T>, CliError> {
-        Ok(match self.kind {
+        let net = match self.kind {
             ModelKind::DeepConv => deep_conv_net(&DeepConvNetConfig {
                 input_dim: self.input_dim,
                 output_size: self.classes,
@@ -150,6 +153,10 @@ impl ModelSpec {
                 seed: self.seed,
                 ..SimpleConvNetConfig::default()
             })?,
+        };
+        Ok(match self.weight_decay {
+            Some(lambda) => net.with_weight_decay(lambda)?,
+            None => net,
         })
     }
 
@@ -159,6 +166,9 @@ impl ModelSpec {
         ck.meta.insert("input_dim".into(), format!("{c},{h},{w}"));
         ck.meta.insert("classes".into(), self.classes.to_string());
         ck.meta.insert("seed".into(), self.seed.to_string());
+        if let Some(lambda) = self.weight_decay {
+            ck.meta.insert("weight_decay".into(), lambda.to_string());
+        }
     }
 
     /// Reads the spec from a checkpoint (`path` names errors).
@@ -185,11 +195,16 @@ impl ModelSpec {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| bad("\"classes\""))?;
         let seed = ck.meta("seed").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let weight_decay = match ck.meta("weight_decay") {
+            Ok(s) => Some(s.parse().map_err(|_| bad("\"weight_decay\""))?),
+            Err(_) => None,
+        };
         Ok(Self {
             kind,
             input_dim,
             classes,
             seed,
+            weight_decay,
         })
     }
 }

@@ -21,6 +21,7 @@ pub fn run(a: GradcheckArgs) -> Result<ExitCode, CliError> {
         input_dim,
         classes: 10,
         seed: a.seed,
+        weight_decay: None,
     };
     let mut net = spec.build::<f64>()?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);

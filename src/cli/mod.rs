@@ -147,6 +147,10 @@ struct TrainArgs {
     /// Seed of the initialisation, dropout masks and shuffling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// L2 weight decay lambda (loss + lambda/2 * sum of squared weights), replacing the
+    /// model's default: 0 for deep-conv, 0.015 for simple-conv.
+    #[arg(long)]
+    weight_decay: Option<f64>,
     /// Worker threads (default: RAYON_NUM_THREADS or all cores).
     #[arg(long)]
     threads: Option<usize>,

@@ -43,6 +43,7 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
         input_dim: train.sample_shape,
         classes,
         seed: a.seed,
+        weight_decay: a.weight_decay,
     };
     std::fs::create_dir_all(&a.out).map_err(|e| err(format!("{}: cannot create: {e}", a.out.display())))?;
     let ck_path = checkpoint_path(&a.out);
@@ -64,16 +65,18 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
         let saved = ModelSpec::from_checkpoint(&ck, &ck_path)?;
         if saved != spec {
             return Err(err(format!(
-                "{}: checkpoint is {} on {:?} with {} classes (seed {}); this run asks for {} on {:?} with {} classes (seed {})",
+                "{}: checkpoint is {} on {:?} with {} classes (seed {}, weight decay {:?}); this run asks for {} on {:?} with {} classes (seed {}, weight decay {:?})",
                 ck_path.display(),
                 saved.kind.name(),
                 saved.input_dim,
                 saved.classes,
                 saved.seed,
+                saved.weight_decay,
                 spec.kind.name(),
                 spec.input_dim,
                 spec.classes,
-                spec.seed
+                spec.seed,
+                spec.weight_decay
             )));
         }
         let saved_opt = ck.meta("optimizer")?;
