@@ -550,6 +550,71 @@ fn eval_prints_accuracy() {
     assert!(stdout.contains("on 5 images"), "{stdout}");
 }
 
+/// `--ema`: the checkpoint holds the moving averages beside the trained weights; the
+/// epoch's test metrics are the averages' (`eval`, which uses them, prints the same loss
+/// and accuracy); a decay outside (0, 1) is refused.
+#[test]
+fn ema_weights_are_saved_evaluated_and_used_by_eval() {
+    let data = Data::new("ema");
+    let d = data.args();
+    let out = data.out("run");
+    let o = s(&out);
+    let train_ema = |decay: &str, epochs: &str| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            "simple-conv",
+            "--epochs",
+            epochs,
+            "--batch",
+            "20",
+            "--seed",
+            "1",
+            "--threads",
+            "2",
+            "--ema",
+            decay,
+            "--out",
+            &o,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain(d.iter().cloned())
+        .collect()
+    };
+    let stdout = ok(&train_ema("0.9", "2"));
+    assert!(stdout.contains("moving average (decay 0.9)"), "{stdout}");
+    let ck = Checkpoint::load(&out.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(ck.meta("ema").unwrap(), "0.9");
+    assert_eq!(ck.meta("ema_updates").unwrap(), "6");
+    for name in ["W1", "b1", "W2", "W3"] {
+        let (w, avg) = (ck.get(name).unwrap(), ck.get(&format!("ema/{name}")).unwrap());
+        assert_eq!(w.len(), avg.len(), "{name}");
+        assert_ne!(w, avg, "{name}: the average equals the trained weights");
+    }
+
+    let ck_arg = s(&out.join("checkpoint.safetensors"));
+    let eval = run(&train_args(&["eval", "--checkpoint", &ck_arg, "--threads", "2"], &d));
+    assert!(eval.status.success(), "{}", text(&eval.stderr));
+    assert!(text(&eval.stderr).contains("moving average"), "{}", text(&eval.stderr));
+    let line = text(&eval.stdout);
+    let num = |after: &str, until: char| -> f64 {
+        line.split(after)
+            .nth(1)
+            .and_then(|r| r.split(until).next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {after:?} in {line:?}"))
+    };
+    let (loss, acc) = (num("test loss ", ','), num("accuracy ", '%'));
+    let last = *metrics(&out).last().unwrap();
+    assert!((last.3 - loss).abs() < 1e-4, "eval loss {loss} vs metrics {}", last.3);
+    assert!((last.4 * 100.0 - acc).abs() < 0.01, "eval {acc}% vs metrics {}", last.4);
+
+    let before = snapshot(&out);
+    fails(&train_ema("1.5", "3"), &["--ema", "(0, 1)"]);
+    assert_unchanged(&out, &before);
+}
+
 #[test]
 fn predict_writes_csv() {
     let data = Data::new("predict");

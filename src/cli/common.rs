@@ -300,7 +300,7 @@ pub fn restore_model(ck: &Checkpoint, net: &mut Sequential<f32>, path: &Path) ->
     if let Some(extra) = ck
         .tensors
         .keys()
-        .find(|k| !k.starts_with("optimizer/") && !names.contains(k))
+        .find(|k| !k.starts_with("optimizer/") && !k.starts_with(super::ema::PREFIX) && !names.contains(k))
     {
         return Err(err(format!(
             "{}: checkpoint tensor {extra} does not belong to this model",

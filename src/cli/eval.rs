@@ -16,6 +16,9 @@ pub fn run(a: EvalArgs) -> Result<ExitCode, CliError> {
     let spec = ModelSpec::from_checkpoint(&ck, &a.checkpoint)?;
     let mut net = spec.build::<f32>()?;
     restore_model(&ck, &mut net, &a.checkpoint)?;
+    if super::ema::use_average(&ck, &mut net, &a.checkpoint)? {
+        eprintln!("using the checkpoint's moving average of the weights");
+    }
     let (_, mut test) = load_data(&a.data)?;
     if let Some(n) = a.test_limit {
         test.truncate(n);

@@ -3,6 +3,7 @@
 
 mod bench;
 mod common;
+mod ema;
 mod eval;
 mod gradcheck;
 mod plot;
@@ -151,6 +152,11 @@ struct TrainArgs {
     /// model's default: 0 for deep-conv, 0.015 for simple-conv.
     #[arg(long)]
     weight_decay: Option<f64>,
+    /// Also keep an exponential moving average of the weights with this decay (e.g.
+    /// 0.999): the test metrics are those of the averaged weights, and the checkpoint holds
+    /// both (`eval` and `predict` use the averages).
+    #[arg(long)]
+    ema: Option<f64>,
     /// Worker threads (default: RAYON_NUM_THREADS or all cores).
     #[arg(long)]
     threads: Option<usize>,

@@ -16,6 +16,9 @@ pub fn run(a: PredictArgs) -> Result<ExitCode, CliError> {
     let spec = ModelSpec::from_checkpoint(&ck, &a.checkpoint)?;
     let mut net = spec.build::<f32>()?;
     restore_model(&ck, &mut net, &a.checkpoint)?;
+    if super::ema::use_average(&ck, &mut net, &a.checkpoint)? {
+        eprintln!("using the checkpoint's moving average of the weights");
+    }
     let (images, shape) = load_images(a.npy.as_deref(), a.idx.as_deref())?;
     if shape != spec.input_dim {
         return Err(err(format!(

@@ -19,6 +19,7 @@ use super::common::{
     CliError, ModelSpec, checkpoint_path, default_lr, err, evaluate, load_data, make_checkpoint, make_optimizer,
     opt_from_name, restore_model, restore_optimizer, set_threads,
 };
+use super::ema::Ema;
 use super::plot::{EpochRow, read_metrics, write_metrics, write_plot};
 use super::{LrSchedule, TrainArgs};
 
@@ -60,6 +61,7 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
     }
     let mut rows: Vec<EpochRow> = Vec::new();
     let mut first_epoch = 1;
+    let mut resumed: Option<Checkpoint> = None;
     if a.resume {
         let ck = Checkpoint::load(&ck_path)?;
         let saved = ModelSpec::from_checkpoint(&ck, &ck_path)?;
@@ -100,7 +102,10 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
             spec.kind.name(),
             ck_path.display()
         );
+        resumed = Some(ck);
     }
+    let mut ema = a.ema.map(|d| Ema::new(d, &net, resumed.as_ref())).transpose()?;
+    drop(resumed);
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -115,7 +120,7 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
 
     let tty = std::io::stdout().is_terminal();
     println!(
-        "training {} on {} images ({} test), {} classes, batch {}, {} threads, optimizer {}, lr schedule {}",
+        "training {} on {} images ({} test), {} classes, batch {}, {} threads, optimizer {}, lr schedule {}{}",
         spec.kind.name(),
         train.len(),
         test.len(),
@@ -123,7 +128,11 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
         a.batch,
         threads,
         opt.name(),
-        a.lr_schedule.name()
+        a.lr_schedule.name(),
+        match a.ema {
+            Some(d) => format!(", test metrics of the weights' moving average (decay {d})"),
+            None => String::new(),
+        }
     );
     let per: usize = train.sample_shape.iter().product();
     let [c, h, w] = train.sample_shape;
@@ -163,6 +172,9 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
             }
             let l = net.gradient(&xb, shape, Labels::Index(&yb))?;
             net.update(opt.as_mut())?;
+            if let Some(e) = ema.as_mut() {
+                e.update(&net);
+            }
             let out = net.loss_layer().output();
             correct += out
                 .chunks_exact(classes)
@@ -196,7 +208,10 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
         }
         bar.finish_and_clear();
         let train_secs = t0.elapsed().as_secs_f64();
-        let (test_loss, test_acc) = evaluate(&mut net, &test, 100)?;
+        let (test_loss, test_acc) = match &ema {
+            Some(e) => e.with_average(&mut net, |n| evaluate(n, &test, 100))?,
+            None => evaluate(&mut net, &test, 100)?,
+        };
         let row = EpochRow {
             epoch,
             train_loss: loss_sum / seen as f64,
@@ -218,6 +233,9 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
         rows.push(row);
         let mut ck = make_checkpoint(&spec, &net, opt.as_ref(), a.lr, epoch);
         ck.meta.insert("lr_schedule".into(), a.lr_schedule.name().into());
+        if let Some(e) = &ema {
+            e.save_into(&mut ck);
+        }
         ck.save(&ck_path)?;
         write_metrics(&metrics_path, &rows)?;
         write_plot(&plot_path, &rows, spec.kind.name())?;

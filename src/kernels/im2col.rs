@@ -11,7 +11,7 @@
 //! `padded[c, oh*stride + ky, ow*stride + kx]`, where `padded` is the input with `pad`
 //! rows/columns of a constant on every side.
 //!
-//! Each kernel is one [`Job`] body, generic over the vector type and run on the active ISA.
+//! Each kernel is one `Job` body, generic over the vector type and run on the active ISA.
 //! The work is cut into *runs*: a stretch of one input row and the matching stretch of a
 //! column-matrix row, with the padding clipped off beforehand, so a run never reaches outside
 //! its row. A run with unit stride is moved by whole vectors plus a scalar tail; stride 2 in
