@@ -514,6 +514,19 @@ fn maxpool_forward_geometry_grid_matches_scalar_exactly() {
     assert!(tested > 2000, "only {tested} geometries were valid");
 }
 
+/// 2x2 stride-2 pooling with rows narrower than a vector (`OW < LANES`) and several
+/// channels per chunk: the narrow rows' whole-vector loads run on into the next rows and
+/// planes, of which only the row's own lanes may count.
+#[test]
+fn maxpool_2x2_narrow_rows_match_scalar_exactly() {
+    for h in [2, 3, 4, 5, 8, 9] {
+        for w in [2, 3, 4, 6, 7, 8, 10, 14, 15] {
+            let geo = PoolGeometry::new([3, 5, h, w], [2, 2], 2, 0).expect("valid pool");
+            ok(check_maxpool_general_seeded(&geo, (h * 100 + w) as u64, 0.05));
+        }
+    }
+}
+
 fn pool_case() -> impl Strategy<Value = (PoolGeometry, u64, f64)> {
     (
         (

@@ -157,8 +157,8 @@ impl<T: Float> Job<T> for PoolPlanes<'_, T> {
         let two_by_two = exact && (w.kh, w.kw, s, p) == (2, 2, 2, 0);
         let (x, stride) = (self.x, self.stride);
         let planes = self.out.len() / oplane.max(1);
-        for ((xp, o), a) in (0..planes)
-            .map(|i| &x[i * stride..i * stride + plane])
+        for (((xp, rest), o), a) in (0..planes)
+            .map(|i| (&x[i * stride..i * stride + plane], &x[i * stride..]))
             .zip(self.out.chunks_exact_mut(oplane))
             .zip(self.arg.chunks_exact_mut(oplane))
         {
@@ -171,6 +171,11 @@ impl<T: Float> Job<T> for PoolPlanes<'_, T> {
                     );
                     if w.out_w >= lanes {
                         pool2x2_argmax_row::<V>(xp, w.width, oy, orow, arow);
+                    } else if (2 * oy + 1) * w.width + 2 * lanes <= rest.len() {
+                        // A row narrower than a vector: whole-vector loads that run on into
+                        // the rows (or planes) after it, of which only the first OW lanes
+                        // are kept.
+                        pool2x2_argmax_narrow::<V>(rest, w.width, oy, orow, arow);
                     } else {
                         pool2x2_argmax_row::<Scalar<T>>(xp, w.width, oy, orow, arow);
                     }
@@ -245,6 +250,44 @@ fn pool2x2_argmax_row<V: Vector>(xp: &[V::E], ww: usize, oy: usize, orow: &mut [
             *d = v.to_f64() as u32;
         }
         ox += lanes;
+    }
+}
+
+/// [`pool2x2_argmax_row`] for a row narrower than a vector (`orow.len() < LANES`): one
+/// block of `LANES` outputs from output row `oy`, whose loads run past the row into the
+/// elements after it in `xp` (which must hold `(2oy+1)*ww + 2*LANES` elements); the lanes
+/// past `orow.len()` are computed from those elements and dropped. Each kept lane does
+/// exactly what it does in the full-width kernel.
+#[inline(always)]
+fn pool2x2_argmax_narrow<V: Vector>(xp: &[V::E], ww: usize, oy: usize, orow: &mut [V::E], arow: &mut [u32]) {
+    let lanes = V::LANES;
+    let (i0, i1) = (2 * oy * ww, (2 * oy + 1) * ww);
+    assert!(i1 + 2 * lanes <= xp.len() && orow.len() <= lanes && arow.len() == orow.len());
+    let two = V::splat(<V::E as Float>::from_usize(2));
+    let (one, wv) = (
+        V::splat(<V::E as Float>::ONE),
+        V::splat(<V::E as Float>::from_usize(ww)),
+    );
+    let mut vals = [<V::E as Float>::ZERO; MAX_LANES];
+    let mut idx = [<V::E as Float>::ZERO; MAX_LANES];
+    // SAFETY: asserted just above: both 2*LANES-element loads lie inside `xp`; `vals` and
+    // `idx` hold MAX_LANES >= LANES elements.
+    unsafe {
+        let (a, b) = V::load_deinterleave(xp.as_ptr().add(i0));
+        let (c, d) = V::load_deinterleave(xp.as_ptr().add(i1));
+        let ia = V::iota().mul(two).add(V::splat(<V::E as Float>::from_usize(i0)));
+        let (mut best, mut bi) = (a, ia);
+        for (cand, ix) in [(b, ia.add(one)), (c, ia.add(wv)), (d, ia.add(wv).add(one))] {
+            let take = best.takes_over(cand);
+            best = V::select(take, cand, best);
+            bi = V::select(take, ix, bi);
+        }
+        best.store(vals.as_mut_ptr());
+        bi.store(idx.as_mut_ptr());
+    }
+    orow.copy_from_slice(&vals[..orow.len()]);
+    for (d, &v) in arow.iter_mut().zip(&idx) {
+        *d = v.to_f64() as u32;
     }
 }
 
