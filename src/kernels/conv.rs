@@ -176,6 +176,27 @@ fn padded_slot<T>(g: &ConvGeometry, nb: usize) -> usize {
     }
 }
 
+/// The column matrix `(C*FH*FW, cnt*OH*OW)` of the `cnt` images `xs` when it is built:
+/// the image itself for a pointwise convolution (`cnt` is then 1), else im2col into `col`
+/// (with `padded` as workspace).
+fn explicit_col<'c, T: Float>(
+    isa: crate::simd::Isa,
+    g: &ConvGeometry,
+    xs: &'c [T],
+    cnt: usize,
+    padded: &mut [T],
+    col: &'c mut [T],
+) -> MatRef<'c, T> {
+    let win = &g.window;
+    let (k, ld) = (win.col_rows(), cnt * win.out_pixels());
+    if is_pointwise(g) {
+        MatRef::row_major(xs, k, ld)
+    } else {
+        im2col_group_on(isa, win, xs, cnt, padded, col);
+        MatRef::row_major(&col[..k * ld], k, ld)
+    }
+}
+
 /// The implicit-im2col GEMM of `cnt` images `xs`: pads them into `padded`, then
 /// `z <- W * B` with `B` read from the padded images; returns `z`'s used front
 /// `(FN, cnt*OH*(W+2p))`. Slot lengths are [`forward_slots`]'.
@@ -261,12 +282,7 @@ pub fn conv2d_forward<T: Float>(
                 }
                 continue;
             }
-            let colm = if is_pointwise(g) {
-                MatRef::row_major(&x[first * img..(first + 1) * img], k, p)
-            } else {
-                im2col_group_on(isa, win, &x[first * img..(first + cnt) * img], cnt, padded, col);
-                MatRef::row_major(&col[..k * ld], k, ld)
-            };
+            let colm = explicit_col(isa, g, &x[first * img..(first + cnt) * img], cnt, padded, col);
             if cnt == 1 {
                 gemm_packed(T::ONE, &wmat, colm, T::ZERO, MatMut::row_major(outs, fnum, p)).expect("shapes checked");
             } else {
@@ -447,12 +463,7 @@ pub fn conv2d_backward<T: Float>(
                 }
                 continue;
             }
-            let colm = if pointwise {
-                MatRef::row_major(&x[first * img..(first + 1) * img], k, p)
-            } else {
-                im2col_group_on(isa, win, &x[first * img..(first + cnt) * img], cnt, padded, col);
-                MatRef::row_major(&col[..k * ld], k, ld)
-            };
+            let colm = explicit_col(isa, g, &x[first * img..(first + cnt) * img], cnt, padded, col);
             let dmat = if cnt == 1 {
                 MatRef::row_major(douts, fnum, p)
             } else {
@@ -565,7 +576,6 @@ pub fn conv2d_relu_pool_forward<T: Float>(
     let (chunks, per) = chunking(win.batch);
     let (k, p, img, zlen) = (win.col_rows(), win.out_pixels(), win.image_len(), g.out_image_len());
     let pimg = g.filters * pw.out_pixels();
-    let pointwise = is_pointwise(g);
     let slots = fused_slots::<T>(g);
     let per_chunk = total(&slots);
     let nb = group_images(g);
@@ -602,12 +612,7 @@ pub fn conv2d_relu_pool_forward<T: Float>(
                     }
                     continue;
                 }
-                let colm = if pointwise {
-                    MatRef::row_major(&x[first * img..(first + 1) * img], k, p)
-                } else {
-                    im2col_group_on(isa, win, &x[first * img..(first + cnt) * img], cnt, padded, col);
-                    MatRef::row_major(&col[..k * ld], k, ld)
-                };
+                let colm = explicit_col(isa, g, &x[first * img..(first + cnt) * img], cnt, padded, col);
                 // The group's output: filter f of image j is the plane at f*ld + j*p,
                 // pooled in place (no copy to per-image order).
                 let zg = if cnt > 1 { &mut zgroup[..fnum * ld] } else { &mut z[..] };

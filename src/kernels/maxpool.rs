@@ -218,38 +218,56 @@ impl<T: Float> Job<T> for PoolPlanes<'_, T> {
 fn pool2x2_argmax_row<V: Vector>(xp: &[V::E], ww: usize, oy: usize, orow: &mut [V::E], arow: &mut [u32]) {
     let (lanes, ow) = (V::LANES, orow.len());
     let r0 = 2 * oy * ww;
+    let mut ox = 0;
+    while ox < ow {
+        let st = ox.min(ow - lanes);
+        assert!(2 * (st + lanes) <= ww && st + lanes <= ow && ow <= arow.len());
+        let (best, bi) = pool2x2_block::<V>(xp, ww, r0 + 2 * st);
+        // SAFETY: st + LANES <= ow (asserted), so the store lies inside the output row.
+        unsafe { best.store(orow.as_mut_ptr().add(st)) };
+        store_indices(bi, &mut arow[st..st + lanes]);
+        ox += lanes;
+    }
+}
+
+/// One block of 2x2 windows: the `LANES` windows whose top-left corners are `xp[i0]`,
+/// `xp[i0+2]`, ... (rows `i0` and `i0 + ww`), candidates in window order `(0,0), (0,1),
+/// (1,0), (1,1)` under the NaN policy. Returns the maxima and their indices in `xp` (as
+/// floats). Panics unless `i0 + ww + 2*LANES <= xp.len()`.
+#[inline(always)]
+fn pool2x2_block<V: Vector>(xp: &[V::E], ww: usize, i0: usize) -> (V, V) {
+    let i1 = i0 + ww;
+    assert!(i1 + 2 * V::LANES <= xp.len());
     let two = V::splat(<V::E as Float>::from_usize(2));
     let (one, wv) = (
         V::splat(<V::E as Float>::ONE),
         V::splat(<V::E as Float>::from_usize(ww)),
     );
-    let mut ox = 0;
-    while ox < ow {
-        let st = ox.min(ow - lanes);
-        let (i0, i1) = (r0 + 2 * st, r0 + ww + 2 * st);
-        assert!(i1 + 2 * lanes <= xp.len() && 2 * (st + lanes) <= ww && st + lanes <= ow && ow <= arow.len());
-        // SAFETY: asserted just above: the 2*LANES-element loads lie inside rows 2oy and
-        // 2oy+1 of the plane, the LANES-element store inside the output row.
-        let bi = unsafe {
-            let (a, b) = V::load_deinterleave(xp.as_ptr().add(i0));
-            let (c, d) = V::load_deinterleave(xp.as_ptr().add(i1));
-            let ia = V::iota().mul(two).add(V::splat(<V::E as Float>::from_usize(i0)));
-            let (mut best, mut bi) = (a, ia);
-            for (cand, idx) in [(b, ia.add(one)), (c, ia.add(wv)), (d, ia.add(wv).add(one))] {
-                let take = best.takes_over(cand);
-                best = V::select(take, cand, best);
-                bi = V::select(take, idx, bi);
-            }
-            best.store(orow.as_mut_ptr().add(st));
-            bi
-        };
-        let mut idx = [<V::E as Float>::ZERO; MAX_LANES];
-        // SAFETY: `idx` holds MAX_LANES >= LANES elements.
-        unsafe { bi.store(idx.as_mut_ptr()) };
-        for (d, &v) in arow[st..st + lanes].iter_mut().zip(&idx) {
-            *d = v.to_f64() as u32;
-        }
-        ox += lanes;
+    // SAFETY: asserted just above: both 2*LANES-element loads lie inside `xp`.
+    let ((a, b), (c, d)) = unsafe {
+        (
+            V::load_deinterleave(xp.as_ptr().add(i0)),
+            V::load_deinterleave(xp.as_ptr().add(i1)),
+        )
+    };
+    let ia = V::iota().mul(two).add(V::splat(<V::E as Float>::from_usize(i0)));
+    let (mut best, mut bi) = (a, ia);
+    for (cand, idx) in [(b, ia.add(one)), (c, ia.add(wv)), (d, ia.add(wv).add(one))] {
+        let take = best.takes_over(cand);
+        best = V::select(take, cand, best);
+        bi = V::select(take, idx, bi);
+    }
+    (best, bi)
+}
+
+/// Writes the first `arow.len()` (at most `LANES`) float-held indices of `bi` as `u32`.
+#[inline(always)]
+fn store_indices<V: Vector>(bi: V, arow: &mut [u32]) {
+    let mut idx = [<V::E as Float>::ZERO; MAX_LANES];
+    // SAFETY: `idx` holds MAX_LANES >= LANES elements.
+    unsafe { bi.store(idx.as_mut_ptr()) };
+    for (d, &v) in arow.iter_mut().zip(&idx) {
+        *d = v.to_f64() as u32;
     }
 }
 
@@ -260,35 +278,13 @@ fn pool2x2_argmax_row<V: Vector>(xp: &[V::E], ww: usize, oy: usize, orow: &mut [
 /// exactly what it does in the full-width kernel.
 #[inline(always)]
 fn pool2x2_argmax_narrow<V: Vector>(xp: &[V::E], ww: usize, oy: usize, orow: &mut [V::E], arow: &mut [u32]) {
-    let lanes = V::LANES;
-    let (i0, i1) = (2 * oy * ww, (2 * oy + 1) * ww);
-    assert!(i1 + 2 * lanes <= xp.len() && orow.len() <= lanes && arow.len() == orow.len());
-    let two = V::splat(<V::E as Float>::from_usize(2));
-    let (one, wv) = (
-        V::splat(<V::E as Float>::ONE),
-        V::splat(<V::E as Float>::from_usize(ww)),
-    );
+    assert!(orow.len() <= V::LANES && arow.len() == orow.len());
+    let (best, bi) = pool2x2_block::<V>(xp, ww, 2 * oy * ww);
     let mut vals = [<V::E as Float>::ZERO; MAX_LANES];
-    let mut idx = [<V::E as Float>::ZERO; MAX_LANES];
-    // SAFETY: asserted just above: both 2*LANES-element loads lie inside `xp`; `vals` and
-    // `idx` hold MAX_LANES >= LANES elements.
-    unsafe {
-        let (a, b) = V::load_deinterleave(xp.as_ptr().add(i0));
-        let (c, d) = V::load_deinterleave(xp.as_ptr().add(i1));
-        let ia = V::iota().mul(two).add(V::splat(<V::E as Float>::from_usize(i0)));
-        let (mut best, mut bi) = (a, ia);
-        for (cand, ix) in [(b, ia.add(one)), (c, ia.add(wv)), (d, ia.add(wv).add(one))] {
-            let take = best.takes_over(cand);
-            best = V::select(take, cand, best);
-            bi = V::select(take, ix, bi);
-        }
-        best.store(vals.as_mut_ptr());
-        bi.store(idx.as_mut_ptr());
-    }
+    // SAFETY: `vals` holds MAX_LANES >= LANES elements.
+    unsafe { best.store(vals.as_mut_ptr()) };
     orow.copy_from_slice(&vals[..orow.len()]);
-    for (d, &v) in arow.iter_mut().zip(&idx) {
-        *d = v.to_f64() as u32;
-    }
+    store_indices(bi, arow);
 }
 
 /// Pools whole planes of `x` (each `H x W` of `g`, plane `i` starting at `i*stride`) into
