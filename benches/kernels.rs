@@ -16,7 +16,7 @@
 //! - `copy_floor`: `copy_from_slice` of exactly the kernel's output element count, for scale.
 //! - `gemm/<shape>`: scratchnet's GEMM on each ISA (`avx512` is the AVX-512 micro-kernel)
 //!   against `matrixmultiply` (its own detection: AVX-512 where the CPU has it), on the
-//!   convolutions' per-image shapes `M x K x N` and the 7x7 layers' grouped ones.
+//!   convolutions' per-image shapes `M x K x N` and the 8x8 layers' grouped ones (4 images).
 //!
 //! Throughput: bytes of the big tensor for data movement (im2col/col2im: the batch's
 //! column matrix; ReLU, bias+ReLU: the activation; pooling: the un-pooled tensor; optimizers:
@@ -810,8 +810,8 @@ fn bench_gemm(c: &mut Criterion) {
     let shapes: [(&str, usize, usize, usize, bool); 5] = [
         ("conv2_fwd_16x144x784", 16, 144, 784, false),
         ("conv4_fwd_32x288x196", 32, 288, 196, false),
-        ("conv6_fwd_64x576x49", 64, 576, 49, false),
-        ("conv6_fwd_grouped_64x576x294", 64, 576, 294, false),
+        ("conv6_fwd_64x576x64", 64, 576, 64, false),
+        ("conv6_fwd_grouped_64x576x256", 64, 576, 256, false),
         ("conv2_dw_144x784x16", 144, 784, 16, true),
     ];
     for (name, m, k, n, b_transposed) in shapes {
