@@ -176,6 +176,25 @@ fn padded_slot<T>(g: &ConvGeometry, nb: usize) -> usize {
     }
 }
 
+/// The sum of `v` in a fixed order: eight interleaved partial sums (element `i` into sum
+/// `i % 8`, which the compiler can keep in one vector register), added pairwise, then the
+/// tail. The same order on every ISA and thread count.
+fn sum8<T: Float>(v: &[T]) -> T {
+    let mut acc = [T::ZERO; 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
+    let mut s = ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7));
+    for &x in chunks.remainder() {
+        s += x;
+    }
+    s
+}
+
 /// The column matrix `(C*FH*FW, cnt*OH*OW)` of the `cnt` images `xs` when it is built:
 /// the image itself for a pointwise convolution (`cnt` is then 1), else im2col into `col`
 /// (with `padded` as workspace).
@@ -426,7 +445,7 @@ pub fn conv2d_backward<T: Float>(
             let douts = &dout[first * oimg..(first + cnt) * oimg];
             for d_n in douts.chunks_exact(oimg) {
                 for (acc, row) in db_part.iter_mut().zip(d_n.chunks_exact(p)) {
-                    *acc += row.iter().copied().sum::<T>();
+                    *acc += sum8(row);
                 }
             }
             if implicit(g) {
@@ -627,4 +646,30 @@ pub fn conv2d_relu_pool_forward<T: Float>(
         },
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sum8;
+
+    #[test]
+    fn sum8_is_the_sum_on_exact_data_for_every_length() {
+        for n in 0..40 {
+            let v: Vec<f32> = (0..n).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+            assert_eq!(sum8(&v), v.iter().sum::<f32>(), "length {n}");
+        }
+    }
+
+    #[test]
+    fn sum8_adds_in_its_documented_order() {
+        // 1e8 and sixteen ones: the order decides how many ones survive in f32 (a
+        // left-to-right sum keeps none).
+        let mut v = vec![1.0f32; 17];
+        v[0] = 1e8;
+        // Chunks [1e8, 1 x 7] and [1 x 8], then the tail [1].
+        let acc: [f32; 8] = [1e8 + 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0];
+        let want = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7])) + 1.0;
+        assert_eq!(sum8(&v), want);
+        assert_ne!(want, v.iter().sum::<f32>(), "the case does not tell the orders apart");
+    }
 }
