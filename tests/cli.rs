@@ -615,6 +615,53 @@ fn ema_weights_are_saved_evaluated_and_used_by_eval() {
     assert_unchanged(&out, &before);
 }
 
+/// `--label-smoothing`: trains on smoothed targets (other weights than the one-hot run),
+/// records it in the checkpoint, and refuses a value outside [0, 1) before touching
+/// anything.
+#[test]
+fn label_smoothing_changes_training_and_is_checked() {
+    let data = Data::new("label-smoothing");
+    let d = data.args();
+    let args = |out: &Path, eps: &str| -> Vec<String> {
+        let o = s(out);
+        [
+            "train",
+            "--model",
+            "deep-conv",
+            "--epochs",
+            "1",
+            "--batch",
+            "20",
+            "--seed",
+            "1",
+            "--threads",
+            "2",
+            "--label-smoothing",
+            eps,
+            "--out",
+            &o,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain(d.iter().cloned())
+        .collect()
+    };
+    let (plain, smooth) = (data.out("plain"), data.out("smooth"));
+    ok(&args(&plain, "0"));
+    let stdout = ok(&args(&smooth, "0.2"));
+    assert!(stdout.contains("label smoothing 0.2"), "{stdout}");
+    let ck_plain = Checkpoint::load(&plain.join("checkpoint.safetensors")).unwrap();
+    let ck_smooth = Checkpoint::load(&smooth.join("checkpoint.safetensors")).unwrap();
+    assert!(ck_plain.meta("label_smoothing").is_err());
+    assert_eq!(ck_smooth.meta("label_smoothing").unwrap(), "0.2");
+    assert_ne!(ck_plain.get("W1").unwrap(), ck_smooth.get("W1").unwrap());
+    let before = snapshot(&smooth);
+    for bad in ["1", "-0.1"] {
+        fails(&args(&smooth, bad), &["--label-smoothing", "[0, 1)"]);
+    }
+    assert_unchanged(&smooth, &before);
+}
+
 #[test]
 fn predict_writes_csv() {
     let data = Data::new("predict");

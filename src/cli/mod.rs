@@ -152,6 +152,10 @@ struct TrainArgs {
     /// model's default: 0 for deep-conv, 0.015 for simple-conv.
     #[arg(long)]
     weight_decay: Option<f64>,
+    /// Label smoothing: train on targets `(1 - EPS) * one_hot + EPS / classes` instead of
+    /// the one-hot labels (0 <= EPS < 1; default 0). Test metrics use the true labels.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    label_smoothing: f64,
     /// Also keep an exponential moving average of the weights with this decay (e.g.
     /// 0.999): the test metrics are those of the averaged weights, and the checkpoint holds
     /// both (`eval` and `predict` use the averages).

@@ -27,6 +27,12 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
     if a.batch == 0 {
         return Err(err("--batch must be at least 1"));
     }
+    if !(0.0..1.0).contains(&a.label_smoothing) {
+        return Err(err(format!(
+            "--label-smoothing must be in [0, 1), got {}",
+            a.label_smoothing
+        )));
+    }
     let threads = set_threads(a.threads)?;
     let (mut train, mut test) = load_data(&a.data)?;
     if let Some(n) = a.limit {
@@ -132,11 +138,19 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
         match a.ema {
             Some(d) => format!(", test metrics of the weights' moving average (decay {d})"),
             None => String::new(),
+        } + &if a.label_smoothing > 0.0 {
+            format!(", label smoothing {}", a.label_smoothing)
+        } else {
+            String::new()
         }
     );
     let per: usize = train.sample_shape.iter().product();
     let [c, h, w] = train.sample_shape;
     let (mut xb, mut yb) = (Vec::with_capacity(a.batch * per), Vec::with_capacity(a.batch));
+    // Smoothed targets, when asked for: `off` everywhere, `on` at the label.
+    let eps = a.label_smoothing as f32;
+    let (off, on) = (eps / classes as f32, 1.0 - eps + eps / classes as f32);
+    let mut tb: Vec<f32> = Vec::with_capacity(if eps > 0.0 { a.batch * classes } else { 0 });
     let started = Instant::now();
     let batches = train.len().div_ceil(a.batch);
     for epoch in first_epoch..=a.epochs {
@@ -170,7 +184,15 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
                 let progress = ((epoch - 1) * batches + bi) as f64 / (a.epochs * batches) as f64;
                 opt.set_learning_rate(a.lr_schedule.rate(lr, progress))?;
             }
-            let l = net.gradient(&xb, shape, Labels::Index(&yb))?;
+            let l = if eps > 0.0 {
+                tb.clear();
+                for &y in &yb {
+                    tb.extend((0..classes).map(|k| if k == y { on } else { off }));
+                }
+                net.gradient(&xb, shape, Labels::OneHot(&tb))?
+            } else {
+                net.gradient(&xb, shape, Labels::Index(&yb))?
+            };
             net.update(opt.as_mut())?;
             if let Some(e) = ema.as_mut() {
                 e.update(&net);
@@ -233,6 +255,9 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
         rows.push(row);
         let mut ck = make_checkpoint(&spec, &net, opt.as_ref(), a.lr, epoch);
         ck.meta.insert("lr_schedule".into(), a.lr_schedule.name().into());
+        if eps > 0.0 {
+            ck.meta.insert("label_smoothing".into(), a.label_smoothing.to_string());
+        }
         if let Some(e) = &ema {
             e.save_into(&mut ck);
         }
