@@ -45,16 +45,22 @@ impl Ema {
         Ok(Self { decay, updates, avg })
     }
 
-    /// Folds the model's current weights into the average.
-    pub fn update(&mut self, net: &Sequential<f32>) {
+    /// Folds the model's current weights into the average (visiting them in place: no
+    /// allocation per step).
+    pub fn update(&mut self, net: &mut Sequential<f32>) -> Result<(), CliError> {
         let t = self.updates as f64;
         let d = self.decay.min((1.0 + t) / (10.0 + t)) as f32;
-        for ((_, avg), (_, w)) in self.avg.iter_mut().zip(net.params()) {
-            for (a, &x) in avg.iter_mut().zip(w) {
-                *a = d * *a + (1.0 - d) * x;
+        let mut avgs = self.avg.iter_mut();
+        net.visit_params(&mut |_, w, _| {
+            if let Some((_, avg)) = avgs.next() {
+                for (a, &x) in avg.iter_mut().zip(w.iter()) {
+                    *a = d * *a + (1.0 - d) * x;
+                }
             }
-        }
+            Ok(())
+        })?;
         self.updates += 1;
+        Ok(())
     }
 
     /// Runs `f` with the averaged weights in `net`, then puts the trained ones back.

@@ -195,7 +195,7 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
             };
             net.update(opt.as_mut())?;
             if let Some(e) = ema.as_mut() {
-                e.update(&net);
+                e.update(&mut net)?;
             }
             let out = net.loss_layer().output();
             correct += out

@@ -296,7 +296,7 @@ pub fn conv2d_forward<T: Float>(
                 let zg = implicit_gemm(isa, g, &wmat, &x[first * img..(first + cnt) * img], cnt, padded, z);
                 let ld = zg.len() / fnum;
                 for (j, out_n) in outs.chunks_exact_mut(oimg).enumerate() {
-                    compact_image_on(isa, &zg[j * (ld / cnt)..], ld, win.width + 2 * win.pad, win, out_n);
+                    compact_image_on(isa, &zg[j * implicit_seg(g)..], ld, win.width + 2 * win.pad, win, out_n);
                     apply_bias_epilogue(isa, out_n, b, p, epilogue);
                 }
                 continue;
@@ -623,7 +623,7 @@ pub fn conv2d_relu_pool_forward<T: Float>(
                     let zg = implicit_gemm(isa, g, &wmat, &x[first * img..(first + cnt) * img], cnt, padded, zgroup);
                     let ld = zg.len() / fnum;
                     for j in 0..cnt {
-                        compact_image_on(isa, &zg[j * (ld / cnt)..], ld, win.width + 2 * win.pad, win, z);
+                        compact_image_on(isa, &zg[j * implicit_seg(g)..], ld, win.width + 2 * win.pad, win, z);
                         let o_n = &mut out_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
                         let a_n = &mut arg_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
                         pool_planes(isa, pool, z, p, o_n, a_n);
