@@ -20,7 +20,7 @@ use crate::kernels::im2col::{
     col2im_group_on, col2im_window_on, compact_image_on, expand_group_on, im2col_group_on, im2col_group_padded_len,
     pad_group_on,
 };
-use crate::kernels::maxpool::pool_planes;
+use crate::kernels::maxpool::{pool_planes, pool2x2_pitched, pools_pitched};
 use crate::kernels::par::{chunking, for_each_chunk1, for_each_chunk2, for_each_chunk3};
 
 /// True when the convolution needs no im2col (1x1 window, stride 1, no padding).
@@ -599,6 +599,7 @@ pub fn conv2d_relu_pool_forward<T: Float>(
     let per_chunk = total(&slots);
     let nb = group_images(g);
     let fnum = g.filters;
+    let pitched = pools_pitched(pool);
     let (wbuf, scratch) = scratch[..need].split_at_mut(packed_w_len::<T>(g));
     let wmat = PackedA::pack(isa, MatRef::row_major(w, fnum, k), wbuf)?;
     let scratch = &mut scratch[..chunks * per_chunk];
@@ -621,12 +622,18 @@ pub fn conv2d_relu_pool_forward<T: Float>(
                 let first = ci * per + g0;
                 if implicit(g) {
                     let zg = implicit_gemm(isa, g, &wmat, &x[first * img..(first + cnt) * img], cnt, padded, zgroup);
-                    let ld = zg.len() / fnum;
+                    let (ld, wp) = (zg.len() / fnum, win.width + 2 * win.pad);
                     for j in 0..cnt {
-                        compact_image_on(isa, &zg[j * implicit_seg(g)..], ld, win.width + 2 * win.pad, win, z);
+                        let src = &zg[j * implicit_seg(g)..];
                         let o_n = &mut out_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
                         let a_n = &mut arg_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
-                        pool_planes(isa, pool, z, p, o_n, a_n);
+                        if pitched {
+                            // Pools the GEMM's rows where they are, junk columns skipped.
+                            pool2x2_pitched(isa, pool, src, ld, wp, o_n, a_n);
+                        } else {
+                            compact_image_on(isa, src, ld, wp, win, z);
+                            pool_planes(isa, pool, z, p, o_n, a_n);
+                        }
                         apply_bias_epilogue(isa, o_n, b, pw.out_pixels(), Epilogue::Relu);
                     }
                     continue;

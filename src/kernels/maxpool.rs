@@ -57,9 +57,11 @@ fn pool_one<T: Float>(g: &PoolGeometry, xp: &[T], oy: usize, ox: usize) -> (T, u
 /// General forward over the planes of one chunk of images.
 struct PoolPlanes<'a, T> {
     g: &'a PoolGeometry,
-    /// Plane `i` is `x[i*stride..i*stride + H*W]`.
+    /// Plane `i` starts at `x[i*stride]`; its rows are `pitch` elements apart.
     x: &'a [T],
     stride: usize,
+    /// `W`, or more for the 2x2 stride-2 kernel only ([`pool2x2_pitched`]).
+    pitch: usize,
     out: &'a mut [T],
     arg: &'a mut [u32],
 }
@@ -155,10 +157,21 @@ impl<T: Float> Job<T> for PoolPlanes<'_, T> {
             _ => (0, 0),
         };
         let two_by_two = exact && (w.kh, w.kw, s, p) == (2, 2, 2, 0);
-        let (x, stride) = (self.x, self.stride);
+        let (x, stride, pitch) = (self.x, self.stride, self.pitch);
+        assert!(
+            pitch == w.width || (two_by_two && pitch > w.width),
+            "a row pitch only for 2x2 pooling"
+        );
+        // The extent of a plane's pixels: (H-1) rows of `pitch`, then one of `W`.
+        let extent = if w.height == 0 {
+            0
+        } else {
+            (w.height - 1) * pitch + w.width
+        };
+        debug_assert!(pitch > w.width || extent == plane);
         let planes = self.out.len() / oplane.max(1);
         for (((xp, rest), o), a) in (0..planes)
-            .map(|i| (&x[i * stride..i * stride + plane], &x[i * stride..]))
+            .map(|i| (&x[i * stride..i * stride + extent], &x[i * stride..]))
             .zip(self.out.chunks_exact_mut(oplane))
             .zip(self.arg.chunks_exact_mut(oplane))
         {
@@ -170,14 +183,14 @@ impl<T: Float> Job<T> for PoolPlanes<'_, T> {
                         &mut a[oy * w.out_w..(oy + 1) * w.out_w],
                     );
                     if w.out_w >= lanes {
-                        pool2x2_argmax_row::<V>(xp, w.width, oy, orow, arow);
-                    } else if (2 * oy + 1) * w.width + 2 * lanes <= rest.len() {
+                        pool2x2_argmax_row::<V>(xp, pitch, w.width, oy, orow, arow);
+                    } else if (2 * oy + 1) * pitch + 2 * lanes <= rest.len() {
                         // A row narrower than a vector: whole-vector loads that run on into
                         // the rows (or planes) after it, of which only the first OW lanes
                         // are kept.
-                        pool2x2_argmax_narrow::<V>(rest, w.width, oy, orow, arow);
+                        pool2x2_argmax_narrow::<V>(rest, pitch, w.width, oy, orow, arow);
                     } else {
-                        pool2x2_argmax_row::<Scalar<T>>(xp, w.width, oy, orow, arow);
+                        pool2x2_argmax_row::<Scalar<T>>(xp, pitch, w.width, oy, orow, arow);
                     }
                 }
                 continue;
@@ -210,19 +223,18 @@ impl<T: Float> Job<T> for PoolPlanes<'_, T> {
     }
 }
 
-/// 2x2 stride-2 pooling of output row `oy` of plane `xp` (width `ww`) with arg-max:
-/// candidates in window order `(0,0), (0,1), (1,0), (1,1)` under the NaN policy. Needs
-/// `orow.len() >= LANES` and `2*orow.len() <= ww`; the last block may overlap the one
-/// before, rewriting equal values.
+/// 2x2 stride-2 pooling of output row `oy` of plane `xp` (rows `pitch` apart, `ww` pixels
+/// wide) with arg-max: candidates in window order `(0,0), (0,1), (1,0), (1,1)` under the
+/// NaN policy. Needs `orow.len() >= LANES` and `2*orow.len() <= ww`; the last block may
+/// overlap the one before, rewriting equal values.
 #[inline(always)]
-fn pool2x2_argmax_row<V: Vector>(xp: &[V::E], ww: usize, oy: usize, orow: &mut [V::E], arow: &mut [u32]) {
+fn pool2x2_argmax_row<V: Vector>(xp: &[V::E], pitch: usize, ww: usize, oy: usize, orow: &mut [V::E], arow: &mut [u32]) {
     let (lanes, ow) = (V::LANES, orow.len());
-    let r0 = 2 * oy * ww;
     let mut ox = 0;
     while ox < ow {
         let st = ox.min(ow - lanes);
         assert!(2 * (st + lanes) <= ww && st + lanes <= ow && ow <= arow.len());
-        let (best, bi) = pool2x2_block::<V>(xp, ww, r0 + 2 * st);
+        let (best, bi) = pool2x2_block::<V>(xp, pitch, 2 * oy * pitch + 2 * st, ww, 2 * oy * ww + 2 * st);
         // SAFETY: st + LANES <= ow (asserted), so the store lies inside the output row.
         unsafe { best.store(orow.as_mut_ptr().add(st)) };
         store_indices(bi, &mut arow[st..st + lanes]);
@@ -231,12 +243,13 @@ fn pool2x2_argmax_row<V: Vector>(xp: &[V::E], ww: usize, oy: usize, orow: &mut [
 }
 
 /// One block of 2x2 windows: the `LANES` windows whose top-left corners are `xp[i0]`,
-/// `xp[i0+2]`, ... (rows `i0` and `i0 + ww`), candidates in window order `(0,0), (0,1),
-/// (1,0), (1,1)` under the NaN policy. Returns the maxima and their indices in `xp` (as
-/// floats). Panics unless `i0 + ww + 2*LANES <= xp.len()`.
+/// `xp[i0+2]`, ... (rows `i0` and `i0 + pitch`), candidates in window order `(0,0), (0,1),
+/// (1,0), (1,1)` under the NaN policy. Returns the maxima and their plane indices (as
+/// floats): `ix0` for the first window's top-left pixel, rows `ww` apart. Panics unless
+/// `i0 + pitch + 2*LANES <= xp.len()`.
 #[inline(always)]
-fn pool2x2_block<V: Vector>(xp: &[V::E], ww: usize, i0: usize) -> (V, V) {
-    let i1 = i0 + ww;
+fn pool2x2_block<V: Vector>(xp: &[V::E], pitch: usize, i0: usize, ww: usize, ix0: usize) -> (V, V) {
+    let i1 = i0 + pitch;
     assert!(i1 + 2 * V::LANES <= xp.len());
     let two = V::splat(<V::E as Float>::from_usize(2));
     let (one, wv) = (
@@ -250,7 +263,7 @@ fn pool2x2_block<V: Vector>(xp: &[V::E], ww: usize, i0: usize) -> (V, V) {
             V::load_deinterleave(xp.as_ptr().add(i1)),
         )
     };
-    let ia = V::iota().mul(two).add(V::splat(<V::E as Float>::from_usize(i0)));
+    let ia = V::iota().mul(two).add(V::splat(<V::E as Float>::from_usize(ix0)));
     let (mut best, mut bi) = (a, ia);
     for (cand, idx) in [(b, ia.add(one)), (c, ia.add(wv)), (d, ia.add(wv).add(one))] {
         let take = best.takes_over(cand);
@@ -273,13 +286,20 @@ fn store_indices<V: Vector>(bi: V, arow: &mut [u32]) {
 
 /// [`pool2x2_argmax_row`] for a row narrower than a vector (`orow.len() < LANES`): one
 /// block of `LANES` outputs from output row `oy`, whose loads run past the row into the
-/// elements after it in `xp` (which must hold `(2oy+1)*ww + 2*LANES` elements); the lanes
+/// elements after it in `xp` (which must hold `(2oy+1)*pitch + 2*LANES` elements); the lanes
 /// past `orow.len()` are computed from those elements and dropped. Each kept lane does
 /// exactly what it does in the full-width kernel.
 #[inline(always)]
-fn pool2x2_argmax_narrow<V: Vector>(xp: &[V::E], ww: usize, oy: usize, orow: &mut [V::E], arow: &mut [u32]) {
+fn pool2x2_argmax_narrow<V: Vector>(
+    xp: &[V::E],
+    pitch: usize,
+    ww: usize,
+    oy: usize,
+    orow: &mut [V::E],
+    arow: &mut [u32],
+) {
     assert!(orow.len() <= V::LANES && arow.len() == orow.len());
-    let (best, bi) = pool2x2_block::<V>(xp, ww, 2 * oy * ww);
+    let (best, bi) = pool2x2_block::<V>(xp, pitch, 2 * oy * pitch, ww, 2 * oy * ww);
     let mut vals = [<V::E as Float>::ZERO; MAX_LANES];
     // SAFETY: `vals` holds MAX_LANES >= LANES elements.
     unsafe { best.store(vals.as_mut_ptr()) };
@@ -304,6 +324,41 @@ pub(crate) fn pool_planes<T: Float>(
             g,
             x,
             stride,
+            pitch: g.window.width,
+            out,
+            arg: argmax,
+        },
+    );
+}
+
+/// Whether [`pool2x2_pitched`] takes geometry `g`: 2x2 windows, stride 2, no padding, and
+/// planes small enough for exact float-held indices.
+pub(crate) fn pools_pitched(g: &PoolGeometry) -> bool {
+    let w = &g.window;
+    (w.kh, w.kw, w.stride, w.pad) == (2, 2, 2, 0) && w.height * w.width < 16_777_216
+}
+
+/// [`pool_planes`] on planes whose rows are `pitch >= W` elements apart (the junk columns
+/// past `W` are never selected), for geometries [`pools_pitched`] accepts: the arg-max
+/// indices are still `iy*W + ix`. The fused convolution pools its GEMM output this way,
+/// without first copying out the valid columns.
+pub(crate) fn pool2x2_pitched<T: Float>(
+    isa: Isa,
+    g: &PoolGeometry,
+    x: &[T],
+    stride: usize,
+    pitch: usize,
+    out: &mut [T],
+    argmax: &mut [u32],
+) {
+    assert!(pools_pitched(g) && pitch >= g.window.width);
+    run_on(
+        isa,
+        PoolPlanes {
+            g,
+            x,
+            stride,
+            pitch,
             out,
             arg: argmax,
         },
