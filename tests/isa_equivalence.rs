@@ -1123,6 +1123,36 @@ fn check_conv_on<T: Elem>(isa: Isa, g: &ConvGeometry, seed: u64) -> Result<(), S
 /// Depths past one GEMM block (`C*FH*FW` = 288, 576, 630 > 256, blocks starting inside a
 /// channel's window), DeepConvNet's padded widths, groups of several images, windows
 /// wider than tall, pad >= kernel, and a stride-2 layer, exactly on every ISA.
+/// The direct convolution (stride 1, `C*FH*FW < FN`): DeepConvNet's conv1 and
+/// SimpleConvNet's layer, filter counts that leave remainders of every block size, rows
+/// narrower than a vector, pad >= kernel and a one-row window.
+#[test]
+fn conv_direct_exact_on_every_isa() {
+    type Case = ([usize; 4], usize, [usize; 2], usize);
+    let shapes: [Case; 7] = [
+        ([3, 1, 28, 28], 16, [3, 3], 1),
+        ([2, 1, 28, 28], 30, [5, 5], 0),
+        ([2, 2, 5, 6], 23, [2, 3], 2),
+        ([2, 2, 5, 2], 23, [2, 3], 2),
+        ([1, 1, 4, 1], 10, [3, 1], 1),
+        ([1, 1, 4, 17], 13, [1, 3], 1),
+        ([2, 3, 10, 9], 31, [3, 3], 1),
+    ];
+    for (i, (dims, f, k, p)) in shapes.into_iter().enumerate() {
+        let g = ConvGeometry::new(dims, f, k, 1, p).expect("valid geometry");
+        assert!(dims[1] * k[0] * k[1] < f, "case {i} is not a direct convolution");
+        for (isa, r) in per_isa(|isa| {
+            (
+                check_conv_on::<f32>(isa, &g, 301 + i as u64),
+                check_conv_on::<f64>(isa, &g, 401 + i as u64),
+            )
+        }) {
+            ok(r.0.map_err(|e| format!("case {i} f32 on {isa:?}: {e}")));
+            ok(r.1.map_err(|e| format!("case {i} f64 on {isa:?}: {e}")));
+        }
+    }
+}
+
 #[test]
 fn conv_deep_and_grouped_exact_on_every_isa() {
     // (input, filters, window, stride, pad)

@@ -11,11 +11,12 @@
 use crate::error::{Error, Result, check_len};
 use crate::float::Float;
 use crate::kernels::activation::{Epilogue, apply_bias_epilogue};
+use crate::kernels::direct::{direct_applies, direct_conv_on, transpose_filters};
 use crate::kernels::gemm::{
     MatMut, MatRef, PackedA, PaddedImages, gemm_isa, gemm_packed, gemm_packed_window, gemm_window_a, packed_a_len_max,
 };
-use crate::kernels::geometry::ConvGeometry;
 use crate::kernels::geometry::PoolGeometry;
+use crate::kernels::geometry::{ConvGeometry, WindowGeometry};
 use crate::kernels::im2col::{
     col2im_group_on, col2im_window_on, compact_image_on, expand_group_on, im2col_group_on, im2col_group_padded_len,
     pad_group_on,
@@ -240,6 +241,22 @@ fn implicit_gemm<'z, T: Float>(
     z
 }
 
+/// The filters transposed to `(K, FN)` at the front of `wbuf` (the packed-`W` slot, which
+/// is at least that long), for the direct convolution.
+fn direct_filters<'w, T: Float>(w: &[T], fnum: usize, wbuf: &'w mut [T]) -> &'w [T] {
+    let wt = &mut wbuf[..w.len()];
+    transpose_filters(w, fnum, wt);
+    wt
+}
+
+/// Zero-pads one image into the front of `padded` (at least [`padded_slot`] of one image)
+/// and returns it, `(C, H+2p, W+2p)`.
+fn pad_image<'p, T: Float>(isa: crate::simd::Isa, win: &WindowGeometry, x: &[T], padded: &'p mut [T]) -> &'p [T] {
+    let padded = &mut padded[..im2col_group_padded_len(win, 1)];
+    pad_group_on(isa, win, x, padded);
+    padded
+}
+
 /// Convolution forward: `out[n] = W * im2col(x[n]) + b`, then `epilogue`.
 ///
 /// Shapes: `x` `(N, C, H, W)`, `w` `(FN, C, FH, FW)`, `b` `(FN,)`, `out` `(N, FN, OH, OW)`
@@ -280,9 +297,22 @@ pub fn conv2d_forward<T: Float>(
     let (_, per) = chunking(win.batch);
     let (k, p, img, oimg) = (win.col_rows(), win.out_pixels(), win.image_len(), g.out_image_len());
     let (wbuf, ws) = scratch[..need].split_at_mut(packed_w_len::<T>(g));
+    let fnum = g.filters;
+    if direct_applies(win, fnum) {
+        let wt = direct_filters(w, fnum, wbuf);
+        let [_, _, slot] = forward_slots::<T>(g);
+        let relu = epilogue == Epilogue::Relu;
+        for_each_chunk2(ws, slot, out, per * oimg, |ci, padded, outs| {
+            for (j, out_n) in outs.chunks_exact_mut(oimg).enumerate() {
+                let n = ci * per + j;
+                let xp = pad_image(isa, win, &x[n * img..(n + 1) * img], padded);
+                direct_conv_on(isa, win, xp, wt, Some(b), relu, out_n);
+            }
+        });
+        return Ok(());
+    }
     let wmat = PackedA::pack(isa, MatRef::row_major(w, g.filters, k), wbuf)?;
     let (nb, [col_slot, z_slot, _]) = (group_images(g), forward_slots::<T>(g));
-    let fnum = g.filters;
     let run = |ci: usize, ws: &mut [T], out_chunk: &mut [T]| {
         let (col, rest) = ws.split_at_mut(col_slot.min(ws.len()));
         let (z, padded) = rest.split_at_mut(z_slot.min(rest.len()));
@@ -601,8 +631,36 @@ pub fn conv2d_relu_pool_forward<T: Float>(
     let fnum = g.filters;
     let pitched = pools_pitched(pool);
     let (wbuf, scratch) = scratch[..need].split_at_mut(packed_w_len::<T>(g));
-    let wmat = PackedA::pack(isa, MatRef::row_major(w, fnum, k), wbuf)?;
     let scratch = &mut scratch[..chunks * per_chunk];
+    if direct_applies(win, fnum) {
+        // conv (no bias) -> pool -> bias + ReLU, image by image.
+        let wt = direct_filters(w, fnum, wbuf);
+        for_each_chunk3(
+            scratch,
+            per_chunk,
+            out,
+            per * pimg,
+            argmax,
+            per * pimg,
+            |ci, ws, out_c, arg_c| {
+                let (padded, z) = ws[slots[0] + slots[1]..].split_at_mut(slots[2]);
+                let z = &mut z[..zlen];
+                for (j, (o_n, a_n)) in out_c
+                    .chunks_exact_mut(pimg)
+                    .zip(arg_c.chunks_exact_mut(pimg))
+                    .enumerate()
+                {
+                    let n = ci * per + j;
+                    let xp = pad_image(isa, win, &x[n * img..(n + 1) * img], padded);
+                    direct_conv_on(isa, win, xp, wt, None, false, z);
+                    pool_planes(isa, pool, z, p, o_n, a_n);
+                    apply_bias_epilogue(isa, o_n, b, pw.out_pixels(), Epilogue::Relu);
+                }
+            },
+        );
+        return Ok(());
+    }
+    let wmat = PackedA::pack(isa, MatRef::row_major(w, fnum, k), wbuf)?;
     for_each_chunk3(
         scratch,
         per_chunk,

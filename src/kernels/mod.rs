@@ -8,6 +8,7 @@ pub mod activation;
 pub mod affine;
 pub mod batchnorm;
 pub mod conv;
+mod direct;
 pub mod dropout;
 pub mod gemm;
 pub mod geometry;

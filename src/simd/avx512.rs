@@ -18,7 +18,7 @@ pub struct Avx512F32(__m512);
 pub struct Avx512F64(__m512d);
 
 macro_rules! avx512_gemm_vec {
-    ($t:ident, $e:ty, $lanes:expr, $load:ident, $store:ident, $set1:ident, $fmadd:ident, $mul:ident, $add:ident) => {
+    ($t:ident, $e:ty, $lanes:expr, $load:ident, $store:ident, $set1:ident, $fmadd:ident, $mul:ident, $add:ident, $cmp:ident, $movm:ident, $zero:ident) => {
         impl GemmVec for $t {
             type E = $e;
             const LANES: usize = $lanes;
@@ -54,6 +54,15 @@ macro_rules! avx512_gemm_vec {
                 // SAFETY: as above.
                 unsafe { Self($add(self.0, o.0)) }
             }
+            #[inline(always)]
+            fn relu(self) -> Self {
+                // SAFETY: as above. `<= 0` ordered (NaN lanes keep their value), those
+                // lanes replaced by +0.
+                unsafe {
+                    let zero = $zero();
+                    Self($movm(self.0, $cmp::<_CMP_LE_OQ>(self.0, zero), zero))
+                }
+            }
         }
     };
 }
@@ -67,7 +76,10 @@ avx512_gemm_vec!(
     _mm512_set1_ps,
     _mm512_fmadd_ps,
     _mm512_mul_ps,
-    _mm512_add_ps
+    _mm512_add_ps,
+    _mm512_cmp_ps_mask,
+    _mm512_mask_mov_ps,
+    _mm512_setzero_ps
 );
 avx512_gemm_vec!(
     Avx512F64,
@@ -78,5 +90,8 @@ avx512_gemm_vec!(
     _mm512_set1_pd,
     _mm512_fmadd_pd,
     _mm512_mul_pd,
-    _mm512_add_pd
+    _mm512_add_pd,
+    _mm512_cmp_pd_mask,
+    _mm512_mask_mov_pd,
+    _mm512_setzero_pd
 );

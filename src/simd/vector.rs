@@ -158,6 +158,9 @@ pub trait GemmVec: Copy {
     fn mul(self, o: Self) -> Self;
     /// Lane-wise `self + o`.
     fn add(self, o: Self) -> Self;
+    /// Lane-wise ReLU: lanes `<= 0` (either zero) become `+0`, the rest (NaN included)
+    /// pass, exactly as the activation kernels do.
+    fn relu(self) -> Self;
 }
 
 impl<V: Vector> GemmVec for V {
@@ -189,5 +192,10 @@ impl<V: Vector> GemmVec for V {
     #[inline(always)]
     fn add(self, o: Self) -> Self {
         <V as Vector>::add(self, o)
+    }
+    #[inline(always)]
+    fn relu(self) -> Self {
+        let zero = <V as Vector>::splat(<V::E as Float>::ZERO);
+        V::select(self.le(zero), zero, self)
     }
 }
