@@ -5,6 +5,10 @@
 //! GEMMs read it from the zero-padded images, and col2im adds whole windows back into
 //! them (see `implicit`).
 //!
+//! Stride-1 convolutions with `C*FH*FW < FN` (DeepConvNet's conv1, SimpleConvNet's layer)
+//! run forward as a direct convolution instead (`direct.rs`): no column matrix, the bias and
+//! ReLU applied as each output vector is stored.
+//!
 //! 1x1 / stride-1 / pad-0 convolutions skip im2col: the image already is its column matrix.
 //! Images are processed in chunks (see [`crate::kernels::par`]) with one workspace each.
 
