@@ -1120,9 +1120,6 @@ fn check_conv_on<T: Elem>(isa: Isa, g: &ConvGeometry, seed: u64) -> Result<(), S
     Ok(())
 }
 
-/// Depths past one GEMM block (`C*FH*FW` = 288, 576, 630 > 256, blocks starting inside a
-/// channel's window), DeepConvNet's padded widths, groups of several images, windows
-/// wider than tall, pad >= kernel, and a stride-2 layer, exactly on every ISA.
 /// The direct convolution (stride 1, `C*FH*FW < FN`): DeepConvNet's conv1 and
 /// SimpleConvNet's layer, filter counts that leave remainders of every block size, rows
 /// narrower than a vector, pad >= kernel and a one-row window.
@@ -1153,12 +1150,24 @@ fn conv_direct_exact_on_every_isa() {
     }
 }
 
+/// Depths past one GEMM block (`C*FH*FW` = 288, 576, 630 > 256, blocks starting inside a
+/// channel's window), DeepConvNet's padded widths, groups of several images, windows
+/// wider than tall, pad >= kernel, and a stride-2 layer, exactly on every ISA. The stride-1
+/// forwards run the direct kernel on images of at least 128 padded-width columns (here
+/// 12x12, 12x14, 28x28 and 9x11 with pad 2) unless the padded image exceeds 256 KiB (64x34x34), and
+/// the implicit-im2col GEMM otherwise.
 #[test]
 fn conv_deep_and_grouped_exact_on_every_isa() {
     // (input, filters, window, stride, pad)
     type Case = ([usize; 4], usize, [usize; 2], usize, usize);
-    let shapes: [Case; 7] = [
+    let shapes: [Case; 10] = [
         ([3, 32, 6, 6], 9, [3, 3], 1, 1),
+        // The direct kernel on rows with no junk column (a 3x1 window, no padding).
+        ([2, 24, 12, 14], 16, [3, 1], 1, 0),
+        // The direct kernel with K = 360 and filter blocks of 8, 8, 4, 2 and 1.
+        ([2, 40, 12, 12], 23, [3, 3], 1, 1),
+        // A padded image over 256 KiB: the forward's GEMM, not the direct kernel.
+        ([1, 64, 34, 34], 8, [3, 3], 1, 1),
         ([5, 64, 8, 8], 8, [3, 3], 1, 1),
         ([2, 70, 5, 4], 17, [3, 3], 1, 1),
         ([2, 16, 28, 28], 16, [3, 3], 1, 1),

@@ -15,7 +15,7 @@
 use crate::error::{Error, Result, check_len};
 use crate::float::Float;
 use crate::kernels::activation::{Epilogue, apply_bias_epilogue};
-use crate::kernels::direct::{direct_applies, direct_conv_on, transpose_filters};
+use crate::kernels::direct::{direct_applies, direct_conv_on, direct_flat_on, transpose_filters};
 use crate::kernels::gemm::{
     MatMut, MatRef, PackedA, PaddedImages, gemm_isa, gemm_packed, gemm_packed_window, gemm_window_a, packed_a_len_max,
 };
@@ -221,13 +221,16 @@ fn explicit_col<'c, T: Float>(
     }
 }
 
-/// The implicit-im2col GEMM of `cnt` images `xs`: pads them into `padded`, then
-/// `z <- W * B` with `B` read from the padded images; returns `z`'s used front
-/// `(FN, cnt*OH*(W+2p))`. Slot lengths are [`forward_slots`]'.
+/// The implicit-im2col convolution of `cnt` images `xs`: pads them into `padded`, then
+/// `z <- W * B` with `B` read in place from the padded images, either by the direct
+/// kernel (`wt`, the filters transposed) or by the packed GEMM (`wmat`); returns `z`'s
+/// used front `(FN, cnt*OH*(W+2p))`. Slot lengths are [`forward_slots`]'.
+#[allow(clippy::too_many_arguments)]
 fn implicit_gemm<'z, T: Float>(
     isa: crate::simd::Isa,
     g: &ConvGeometry,
-    wmat: &PackedA<'_, T>,
+    wt: Option<&[T]>,
+    wmat: Option<&PackedA<'_, T>>,
     xs: &[T],
     cnt: usize,
     padded: &mut [T],
@@ -237,12 +240,37 @@ fn implicit_gemm<'z, T: Float>(
     let (hp, wp) = (win.height + 2 * win.pad, win.width + 2 * win.pad);
     let padded = &mut padded[..im2col_group_padded_len(win, cnt) + win.kw - 1];
     pad_group_on(isa, win, xs, padded);
-    let bmat =
-        PaddedImages::new(padded, [cnt, win.channels, hp, wp], [win.kh, win.kw]).expect("slot sized for the group");
     let ld = cnt * implicit_seg(g);
     let z = &mut z[..g.filters * ld];
+    if let Some(wt) = wt {
+        direct_flat_on(isa, win, padded, cnt, wt, g.filters, z, ld);
+        return z;
+    }
+    let bmat =
+        PaddedImages::new(padded, [cnt, win.channels, hp, wp], [win.kh, win.kw]).expect("slot sized for the group");
+    let wmat = wmat.expect("one of the filter layouts");
     gemm_packed_window(T::ONE, wmat, &bmat, T::ZERO, MatMut::row_major(z, g.filters, ld)).expect("shapes checked");
     z
+}
+
+/// Largest zero-padded image (bytes) the implicit-im2col forward convolves directly
+/// ([`direct_flat_on`]); larger ones go through the packed GEMM, whose blocking keeps its
+/// operands in cache. The direct kernel reads the image once per block of 8 filters, so
+/// the image should stay in L1/L2: DeepConvNet's largest, conv2's, is 57.6 KB in f32.
+const FLAT_IMAGE_BYTES: usize = 256 * 1024;
+
+/// Fewest columns per image (`OH*(W+2p)`) the implicit-im2col forward convolves directly:
+/// on DeepConvNet's 8x8 layers (80 columns) the GEMM over groups of 4 images measured
+/// 5-8% faster than the direct kernel, on conv2-conv4 (840, 224, 288 columns) the direct
+/// kernel 1.2-1.6x faster than the GEMM (BENCHMARKS.md).
+const FLAT_MIN_COLUMNS: usize = 128;
+
+/// Whether the implicit-im2col forward of `g` uses the direct kernel ([`direct_flat_on`])
+/// rather than the GEMM: images with at least [`FLAT_MIN_COLUMNS`] columns, small enough
+/// to stay in cache ([`FLAT_IMAGE_BYTES`]).
+fn flat_direct<T>(g: &ConvGeometry) -> bool {
+    let bytes = im2col_group_padded_len(&g.window, 1).saturating_mul(std::mem::size_of::<T>());
+    implicit(g) && implicit_seg(g) >= FLAT_MIN_COLUMNS && bytes <= FLAT_IMAGE_BYTES
 }
 
 /// The filters transposed to `(K, FN)` at the front of `wbuf` (the packed-`W` slot, which
@@ -315,7 +343,15 @@ pub fn conv2d_forward<T: Float>(
         });
         return Ok(());
     }
-    let wmat = PackedA::pack(isa, MatRef::row_major(w, g.filters, k), wbuf)?;
+    let flat = flat_direct::<T>(g);
+    let (wt, wmat) = if flat {
+        (Some(direct_filters(w, fnum, wbuf)), None)
+    } else {
+        (
+            None,
+            Some(PackedA::pack(isa, MatRef::row_major(w, g.filters, k), wbuf)?),
+        )
+    };
     let (nb, [col_slot, z_slot, _]) = (group_images(g), forward_slots::<T>(g));
     let run = |ci: usize, ws: &mut [T], out_chunk: &mut [T]| {
         let (col, rest) = ws.split_at_mut(col_slot.min(ws.len()));
@@ -327,7 +363,16 @@ pub fn conv2d_forward<T: Float>(
             let first = ci * per + g0;
             let outs = &mut out_chunk[g0 * oimg..(g0 + cnt) * oimg];
             if implicit(g) {
-                let zg = implicit_gemm(isa, g, &wmat, &x[first * img..(first + cnt) * img], cnt, padded, z);
+                let zg = implicit_gemm(
+                    isa,
+                    g,
+                    wt,
+                    wmat.as_ref(),
+                    &x[first * img..(first + cnt) * img],
+                    cnt,
+                    padded,
+                    z,
+                );
                 let ld = zg.len() / fnum;
                 for (j, out_n) in outs.chunks_exact_mut(oimg).enumerate() {
                     compact_image_on(isa, &zg[j * implicit_seg(g)..], ld, win.width + 2 * win.pad, win, out_n);
@@ -336,11 +381,12 @@ pub fn conv2d_forward<T: Float>(
                 continue;
             }
             let colm = explicit_col(isa, g, &x[first * img..(first + cnt) * img], cnt, padded, col);
+            let wmat = wmat.as_ref().expect("packed for the explicit path");
             if cnt == 1 {
-                gemm_packed(T::ONE, &wmat, colm, T::ZERO, MatMut::row_major(outs, fnum, p)).expect("shapes checked");
+                gemm_packed(T::ONE, wmat, colm, T::ZERO, MatMut::row_major(outs, fnum, p)).expect("shapes checked");
             } else {
                 let z = &mut z[..fnum * ld];
-                gemm_packed(T::ONE, &wmat, colm, T::ZERO, MatMut::row_major(z, fnum, ld)).expect("shapes checked");
+                gemm_packed(T::ONE, wmat, colm, T::ZERO, MatMut::row_major(z, fnum, ld)).expect("shapes checked");
                 for (j, out_n) in outs.chunks_exact_mut(oimg).enumerate() {
                     group_copy(z, out_n, j, p, ld);
                 }
@@ -664,7 +710,12 @@ pub fn conv2d_relu_pool_forward<T: Float>(
         );
         return Ok(());
     }
-    let wmat = PackedA::pack(isa, MatRef::row_major(w, fnum, k), wbuf)?;
+    let flat = flat_direct::<T>(g);
+    let (wt, wmat) = if flat {
+        (Some(direct_filters(w, fnum, wbuf)), None)
+    } else {
+        (None, Some(PackedA::pack(isa, MatRef::row_major(w, fnum, k), wbuf)?))
+    };
     for_each_chunk3(
         scratch,
         per_chunk,
@@ -683,7 +734,8 @@ pub fn conv2d_relu_pool_forward<T: Float>(
                 let ld = cnt * p;
                 let first = ci * per + g0;
                 if implicit(g) {
-                    let zg = implicit_gemm(isa, g, &wmat, &x[first * img..(first + cnt) * img], cnt, padded, zgroup);
+                    let xs = &x[first * img..(first + cnt) * img];
+                    let zg = implicit_gemm(isa, g, wt, wmat.as_ref(), xs, cnt, padded, zgroup);
                     let (ld, wp) = (zg.len() / fnum, win.width + 2 * win.pad);
                     for j in 0..cnt {
                         let src = &zg[j * implicit_seg(g)..];
@@ -704,7 +756,8 @@ pub fn conv2d_relu_pool_forward<T: Float>(
                 // The group's output: filter f of image j is the plane at f*ld + j*p,
                 // pooled in place (no copy to per-image order).
                 let zg = if cnt > 1 { &mut zgroup[..fnum * ld] } else { &mut z[..] };
-                gemm_packed(T::ONE, &wmat, colm, T::ZERO, MatMut::row_major(zg, fnum, ld)).expect("shapes checked");
+                let wmat = wmat.as_ref().expect("packed for the explicit path");
+                gemm_packed(T::ONE, wmat, colm, T::ZERO, MatMut::row_major(zg, fnum, ld)).expect("shapes checked");
                 for j in 0..cnt {
                     let o_n = &mut out_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
                     let a_n = &mut arg_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];

@@ -205,3 +205,201 @@ pub(crate) fn direct_conv_on<T: Float>(
 fn avx512_lanes<T: Float>() -> usize {
     64 / std::mem::size_of::<T>()
 }
+
+/// The direct convolution on the padded width, for stride-1 layers of any depth: output
+/// `(f, q)` of image `j`, `q = oy*(W+2p) + ox` over `OH*(W+2p)` columns (the `2p` junk
+/// columns of each row included), is written to `out[f*ld + j*seg + q]`, the layout of the
+/// implicit-im2col GEMM ([`crate::kernels::gemm`]'s `PaddedImages`) with `seg = OH*(W+2p)`.
+/// Every tap's operand is then one contiguous run of the padded image, read in place: no
+/// column matrix and no packed copy of it.
+struct DirectFlat<'a, T> {
+    g: &'a WindowGeometry,
+    /// `cnt` padded images `(C, H+2p, W+2p)` back to back, then at least `FW - 1` zeros.
+    padded: &'a [T],
+    cnt: usize,
+    /// `(K, FN)`: the filters, transposed.
+    wt: &'a [T],
+    fnum: usize,
+    out: &'a mut [T],
+    ld: usize,
+}
+
+/// Output vectors per block of the flat kernel: with [`FILTERS`] filters, `2 * 8 = 16`
+/// accumulators share each tap's two loads and eight broadcasts.
+const FLAT_VECTORS: usize = 2;
+
+impl<T: Float> Job<T> for DirectFlat<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Vector<E = T>>(self) {
+        flat_images::<V>(self);
+    }
+}
+
+/// [`DirectFlat`] on vector type `V`: tiles of [`FLAT_VECTORS`] vectors while they fit
+/// in the `OH*(W+2p)` columns, then single vectors, then one vector shifted left to end on
+/// the last column (recomputing equal values). Needs at least one vector of columns.
+#[inline(always)]
+fn flat_images<V: GemmVec>(job: DirectFlat<'_, V::E>) {
+    let DirectFlat {
+        g,
+        padded,
+        cnt,
+        wt,
+        fnum,
+        out,
+        ld,
+    } = job;
+    let (hp, wp) = (g.height + 2 * g.pad, g.width + 2 * g.pad);
+    let (plane, seg) = (hp * wp, g.out_h * wp);
+    let img = g.channels * plane;
+    // Stride 1: the last tap of the last column of image j reads element
+    // j*img + (C-1)*plane + (FH-1)*wp + FW-1 + seg-1 = (j+1)*img + FW - 2.
+    assert!(g.stride == 1 && g.out_h + g.kh - 1 == hp && g.out_w + g.kw - 1 == wp && seg >= V::LANES);
+    assert!(padded.len() >= cnt * img + g.kw - 1 && wt.len() >= g.col_rows() * fnum);
+    assert!(cnt == 0 || (fnum - 1) * ld + (cnt - 1) * seg + seg <= out.len());
+    // Image by image (each stays in L1 while its filter blocks run), filter blocks of
+    // FILTERS, then the remainder in blocks of 4, 2 and 1.
+    for j in 0..cnt {
+        let (src, dst) = (&padded[j * img..], j * seg);
+        let mut f0 = 0;
+        while f0 < fnum {
+            let fb = match fnum - f0 {
+                r if r >= FILTERS => FILTERS,
+                r if r >= 4 => 4,
+                r if r >= 2 => 2,
+                _ => 1,
+            };
+            match fb {
+                FILTERS => flat_block::<V, FILTERS>(g, src, wt, fnum, f0, out, ld, dst, seg),
+                4 => flat_block::<V, 4>(g, src, wt, fnum, f0, out, ld, dst, seg),
+                2 => flat_block::<V, 2>(g, src, wt, fnum, f0, out, ld, dst, seg),
+                _ => flat_block::<V, 1>(g, src, wt, fnum, f0, out, ld, dst, seg),
+            }
+            f0 += fb;
+        }
+    }
+}
+
+/// Filters `f0..f0+FB` of one image over its `seg` flat columns.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn flat_block<V: GemmVec, const FB: usize>(
+    g: &WindowGeometry,
+    src: &[V::E],
+    wt: &[V::E],
+    fnum: usize,
+    f0: usize,
+    out: &mut [V::E],
+    ld: usize,
+    dst: usize,
+    seg: usize,
+) {
+    let lanes = V::LANES;
+    let wide = FLAT_VECTORS * lanes;
+    let mut q = 0;
+    while q + wide <= seg {
+        flat_tile::<V, FB, FLAT_VECTORS>(g, src, wt, fnum, f0, out, ld, dst, q);
+        q += wide;
+    }
+    while q + lanes <= seg {
+        flat_tile::<V, FB, 1>(g, src, wt, fnum, f0, out, ld, dst, q);
+        q += lanes;
+    }
+    if q < seg {
+        flat_tile::<V, FB, 1>(g, src, wt, fnum, f0, out, ld, dst, seg - lanes);
+    }
+}
+
+/// One `FB x NV*LANES` tile: columns `q0..q0 + NV*LANES` of filters `f0..f0+FB`, summed
+/// tap by tap in `(c, ky, kx)` order from zero.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn flat_tile<V: GemmVec, const FB: usize, const NV: usize>(
+    g: &WindowGeometry,
+    src: &[V::E],
+    wt: &[V::E],
+    fnum: usize,
+    f0: usize,
+    out: &mut [V::E],
+    ld: usize,
+    dst: usize,
+    q0: usize,
+) {
+    let zero = <V::E as Float>::ZERO;
+    let (hp, wp) = (g.height + 2 * g.pad, g.width + 2 * g.pad);
+    let plane = hp * wp;
+    let lanes = V::LANES;
+    // The farthest element a tap reads: (C-1)*plane + (FH-1)*wp + FW-1 + q0 + NV*LANES - 1.
+    let reach = (g.channels - 1) * plane + (g.kh - 1) * wp + g.kw - 1 + q0 + NV * lanes;
+    assert!(reach <= src.len() && f0 + FB <= fnum);
+    let mut acc = [[V::splat(zero); NV]; FB];
+    let mut t = 0;
+    for c in 0..g.channels {
+        for ky in 0..g.kh {
+            let row = c * plane + ky * wp + q0;
+            for kx in 0..g.kw {
+                // SAFETY: every load below ends at or before `reach <= src.len()`
+                // (asserted above): c < C, ky < FH, kx < FW, v < NV.
+                let xs: [V; NV] = std::array::from_fn(|v| unsafe { V::load(src.as_ptr().add(row + kx + v * lanes)) });
+                let wrow: &[V::E; FB] = wt[t * fnum + f0..][..FB].try_into().expect("FB weights");
+                for (a, &wv) in acc.iter_mut().zip(wrow) {
+                    let wv = V::splat(wv);
+                    for (av, &x) in a.iter_mut().zip(&xs) {
+                        *av = wv.mul_add(x, *av);
+                    }
+                }
+                t += 1;
+            }
+        }
+    }
+    for (i, a) in acc.iter().enumerate() {
+        let o = (f0 + i) * ld + dst + q0;
+        assert!(o + NV * lanes <= out.len());
+        for (v, av) in a.iter().enumerate() {
+            // SAFETY: asserted just above: the NV vectors from `o` are inside `out`.
+            unsafe { av.store(out.as_mut_ptr().add(o + v * lanes)) };
+        }
+    }
+}
+
+/// The AVX-512 trampoline of [`DirectFlat`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f")]
+// SAFETY (caller): only called after the CPU was checked for AVX2, FMA and AVX-512F.
+unsafe fn run_flat_avx512<T: Float>(job: DirectFlat<'_, T>) {
+    flat_images::<<T as crate::float::sealed::Sealed>::Avx512>(job)
+}
+
+/// The direct convolution of `cnt` padded images (`padded`: `(cnt, C, H+2p, W+2p)`, then
+/// at least `FW - 1` zeros) on the padded width, into `out` `(FN, ld)`: image `j`'s
+/// output row `(f, oy)` at `f*ld + j*OH*(W+2p) + oy*(W+2p)`, its first `OW` elements valid
+/// (see [`DirectFlat`]). `wt` is `(K, FN)`. Stride 1 and at least 16 columns
+/// (`OH*(W+2p)`) only; the caller has checked lengths.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn direct_flat_on<T: Float>(
+    isa: Isa,
+    g: &WindowGeometry,
+    padded: &[T],
+    cnt: usize,
+    wt: &[T],
+    fnum: usize,
+    out: &mut [T],
+    ld: usize,
+) {
+    let job = DirectFlat {
+        g,
+        padded,
+        cnt,
+        wt,
+        fnum,
+        out,
+        ld,
+    };
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && isa.is_available() {
+        // SAFETY: the CPU was just checked for AVX2, FMA and AVX-512F.
+        return unsafe { run_flat_avx512(job) };
+    }
+    run_on(isa, job)
+}
