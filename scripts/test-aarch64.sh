@@ -5,7 +5,9 @@
 #   scripts/test-aarch64.sh [extra cargo test args...]
 #
 # Installs what it needs (as root) when it is missing. Emulation is slow: PROPTEST_CASES
-# defaults to 16 here unless set.
+# defaults to 16 here unless set, and the few tests that run whole DeepConvNet training
+# steps use smaller batches or data when SCRATCHNET_TEST_RUNNER is set (they assert the
+# same things).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,7 @@ export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64
 export PROPTEST_CASES="${PROPTEST_CASES:-16}"
-# tests/cli.rs runs the (aarch64) scratchnet binary through the emulator too.
+# tests/cli.rs runs the (aarch64) scratchnet binary through the emulator too; it and the
+# other whole-model tests (determinism, models, zero_alloc) take it as "emulated".
 export SCRATCHNET_TEST_RUNNER=qemu-aarch64
 cargo test --target aarch64-unknown-linux-gnu --target-dir target/aarch64 "$@"

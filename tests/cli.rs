@@ -61,6 +61,13 @@ fn command() -> Command {
     }
 }
 
+/// Whether the binary runs under an emulator (see [`command`]), where every floating-point
+/// operation is slow: the tests that train DeepConvNet, check its gradient or benchmark it
+/// then do less of the same work, and assert the same things.
+fn emulated() -> bool {
+    std::env::var("SCRATCHNET_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty())
+}
+
 fn run<S: AsRef<str>>(args: &[S]) -> Output {
     command()
         .args(args.iter().map(AsRef::as_ref))
@@ -214,8 +221,12 @@ const N_TEST: usize = 20;
 
 impl Data {
     fn new(name: &str) -> Self {
+        Self::with_train(name, N_TRAIN)
+    }
+    /// Like [`Data::new`] with only the first `n_train` of its training samples.
+    fn with_train(name: &str, n_train: usize) -> Self {
         let dir = TempDir::new(name);
-        for (stem, n, seed) in [("train", N_TRAIN, 11), ("test", N_TEST, 23)] {
+        for (stem, n, seed) in [("train", n_train, 11), ("test", N_TEST, 23)] {
             let (px, labels) = images(n, 28, seed);
             std::fs::write(
                 dir.path(&format!("{stem}-images.npy")),
@@ -617,10 +628,10 @@ fn ema_weights_are_saved_evaluated_and_used_by_eval() {
 
 /// `--label-smoothing`: trains on smoothed targets (other weights than the one-hot run),
 /// records it in the checkpoint, and refuses a value outside [0, 1) before touching
-/// anything.
+/// anything. Under an emulator the epoch is one batch of 20 images instead of three.
 #[test]
 fn label_smoothing_changes_training_and_is_checked() {
-    let data = Data::new("label-smoothing");
+    let data = Data::with_train("label-smoothing", if emulated() { 20 } else { N_TRAIN });
     let d = data.args();
     let args = |out: &Path, eps: &str| -> Vec<String> {
         let o = s(out);
@@ -902,10 +913,17 @@ fn bad_input_truncated_checkpoint() {
 // gradcheck and bench
 // ---------------------------------------------------------------------------------------
 
+/// `scratchnet gradcheck` on both models: a row per parameter, each ok. Under an emulator
+/// it checks 4 elements per parameter instead of the default 24 (tests/models.rs checks the
+/// models' gradients there too, with more elements).
 #[test]
 fn gradcheck_passes() {
     for model in ["simple-conv", "deep-conv"] {
-        let stdout = ok(&["gradcheck", "--model", model]);
+        let mut args = vec!["gradcheck", "--model", model];
+        if emulated() {
+            args.extend(["--samples", "4"]);
+        }
+        let stdout = ok(&args);
         assert!(stdout.starts_with(model), "{stdout}");
         let rows: Vec<&str> = stdout
             .lines()
@@ -929,14 +947,17 @@ fn json_number(line: &str, key: &str) -> f64 {
         .unwrap_or_else(|_| panic!("{key} is not a number in {line}"))
 }
 
+/// `scratchnet bench --json`: one flat JSON object with the run's figures. Batch 8, or 2
+/// under an emulator.
 #[test]
 fn bench_json() {
+    let batch = if emulated() { "2" } else { "8" };
     let stdout = ok(&[
         "bench",
         "--model",
         "deep-conv",
         "--batch",
-        "8",
+        batch,
         "--threads",
         "1",
         "--steps",
@@ -955,7 +976,7 @@ fn bench_json() {
         assert!(v.is_finite() && v > 0.0, "{key} = {v}");
     }
     assert_eq!(json_number(line, "threads"), 1.0);
-    assert_eq!(json_number(line, "batch"), 8.0);
+    assert_eq!(json_number(line, "batch"), batch.parse::<f64>().unwrap());
     assert_eq!(json_number(line, "steps"), 2.0);
     assert_eq!(json_number(line, "peak_gflops"), 100.0);
     assert!(line.contains("\"model\":\"deep-conv\""), "{line}");
