@@ -49,8 +49,16 @@ max_len() {
 echo "== building ${targets[*]}" >&2
 for t in "${targets[@]}"; do
     [[ -f fuzz_targets/$t.rs ]] || { echo "unknown target $t (have: ${all[*]})" >&2; exit 2; }
-    "${cargo[@]}" fuzz build "$t"
 done
+if [[ ${#targets[@]} -eq ${#all[@]} ]]; then
+    # Every target: one cargo invocation builds them all, in parallel (about 90 s instead
+    # of 160 s one by one on 2 cores); the runs below then find them built.
+    "${cargo[@]}" fuzz build
+else
+    for t in "${targets[@]}"; do
+        "${cargo[@]}" fuzz build "$t"
+    done
+fi
 
 logs=target/fuzz-logs
 mkdir -p "$logs"
