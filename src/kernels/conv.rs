@@ -281,6 +281,25 @@ fn direct_filters<'w, T: Float>(w: &[T], fnum: usize, wbuf: &'w mut [T]) -> &'w 
     wt
 }
 
+/// The filters as the forward needs them, in `wbuf` (the packed-`W` slot): transposed
+/// for the direct kernel when [`flat_direct`] takes `g`, else packed for the GEMM.
+#[allow(clippy::type_complexity)]
+fn filter_layouts<'w, T: Float>(
+    isa: crate::simd::Isa,
+    g: &ConvGeometry,
+    w: &[T],
+    wbuf: &'w mut [T],
+) -> Result<(Option<&'w [T]>, Option<PackedA<'w, T>>)> {
+    if flat_direct::<T>(g) {
+        return Ok((Some(direct_filters(w, g.filters, wbuf)), None));
+    }
+    let k = g.window.col_rows();
+    Ok((
+        None,
+        Some(PackedA::pack(isa, MatRef::row_major(w, g.filters, k), wbuf)?),
+    ))
+}
+
 /// Zero-pads one image into the front of `padded` (at least [`padded_slot`] of one image)
 /// and returns it, `(C, H+2p, W+2p)`.
 fn pad_image<'p, T: Float>(isa: crate::simd::Isa, win: &WindowGeometry, x: &[T], padded: &'p mut [T]) -> &'p [T] {
@@ -327,7 +346,7 @@ pub fn conv2d_forward<T: Float>(
     check_scratch("conv forward scratch", need, scratch.len())?;
     let isa = crate::simd::active_isa()?;
     let (_, per) = chunking(win.batch);
-    let (k, p, img, oimg) = (win.col_rows(), win.out_pixels(), win.image_len(), g.out_image_len());
+    let (p, img, oimg) = (win.out_pixels(), win.image_len(), g.out_image_len());
     let (wbuf, ws) = scratch[..need].split_at_mut(packed_w_len::<T>(g));
     let fnum = g.filters;
     if direct_applies(win, fnum) {
@@ -343,15 +362,7 @@ pub fn conv2d_forward<T: Float>(
         });
         return Ok(());
     }
-    let flat = flat_direct::<T>(g);
-    let (wt, wmat) = if flat {
-        (Some(direct_filters(w, fnum, wbuf)), None)
-    } else {
-        (
-            None,
-            Some(PackedA::pack(isa, MatRef::row_major(w, g.filters, k), wbuf)?),
-        )
-    };
+    let (wt, wmat) = filter_layouts(isa, g, w, wbuf)?;
     let (nb, [col_slot, z_slot, _]) = (group_images(g), forward_slots::<T>(g));
     let run = |ci: usize, ws: &mut [T], out_chunk: &mut [T]| {
         let (col, rest) = ws.split_at_mut(col_slot.min(ws.len()));
@@ -673,7 +684,7 @@ pub fn conv2d_relu_pool_forward<T: Float>(
     check_scratch("fused conv-relu-pool scratch", need, scratch.len())?;
     let isa = crate::simd::active_isa()?;
     let (chunks, per) = chunking(win.batch);
-    let (k, p, img, zlen) = (win.col_rows(), win.out_pixels(), win.image_len(), g.out_image_len());
+    let (p, img, zlen) = (win.out_pixels(), win.image_len(), g.out_image_len());
     let pimg = g.filters * pw.out_pixels();
     let slots = fused_slots::<T>(g);
     let per_chunk = total(&slots);
@@ -710,12 +721,7 @@ pub fn conv2d_relu_pool_forward<T: Float>(
         );
         return Ok(());
     }
-    let flat = flat_direct::<T>(g);
-    let (wt, wmat) = if flat {
-        (Some(direct_filters(w, fnum, wbuf)), None)
-    } else {
-        (None, Some(PackedA::pack(isa, MatRef::row_major(w, fnum, k), wbuf)?))
-    };
+    let (wt, wmat) = filter_layouts(isa, g, w, wbuf)?;
     for_each_chunk3(
         scratch,
         per_chunk,
