@@ -1160,8 +1160,15 @@ fn conv_direct_exact_on_every_isa() {
 fn conv_deep_and_grouped_exact_on_every_isa() {
     // (input, filters, window, stride, pad)
     type Case = ([usize; 4], usize, [usize; 2], usize, usize);
-    let shapes: [Case; 10] = [
+    let shapes: [Case; 13] = [
         ([3, 32, 6, 6], 9, [3, 3], 1, 1),
+        // The direct data gradient with conv4's pad 2 (no padding of dout) and 7 input
+        // channels (output blocks of 4, 2 and 1).
+        ([2, 7, 16, 16], 32, [3, 3], 1, 2),
+        // The direct data gradient of a 5x5 window without padding (dout padded by 4).
+        ([2, 5, 13, 13], 9, [5, 5], 1, 0),
+        // A padded dout over 256 KiB: the data gradient's GEMM and col2im.
+        ([1, 8, 34, 34], 64, [3, 3], 1, 1),
         // The direct kernel on rows with no junk column (a 3x1 window, no padding).
         ([2, 24, 12, 14], 16, [3, 1], 1, 0),
         // The direct kernel with K = 360 and filter blocks of 8, 8, 4, 2 and 1.

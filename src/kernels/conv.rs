@@ -7,7 +7,9 @@
 //!
 //! Stride-1 convolutions with `C*FH*FW < FN` (DeepConvNet's conv1, SimpleConvNet's layer)
 //! run forward as a direct convolution instead (`direct.rs`): no column matrix, the bias and
-//! ReLU applied as each output vector is stored.
+//! ReLU applied as each output vector is stored. The forward of conv2-conv4-like layers
+//! (stride 1, wide images) and their data gradient (a convolution of `dout` with the
+//! flipped filters) run the padded-width direct kernel.
 //!
 //! 1x1 / stride-1 / pad-0 convolutions skip im2col: the image already is its column matrix.
 //! Images are processed in chunks (see [`crate::kernels::par`]) with one workspace each.
@@ -127,7 +129,8 @@ pub fn conv2d_forward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
 /// - weight gradient: `dout` is spread to the padded width with zero junk columns, and
 ///   `dW^T += col * dout^T` reads `col`'s rows in place from the padded image;
 /// - data gradient: `W^T * dout` on the padded width, each row added back into the padded
-///   plane as one contiguous run.
+///   plane as one contiguous run; or, where [`dx_direct`] takes the layer, a direct
+///   convolution of the padded `dout` with the flipped filters, with no column matrix.
 ///
 /// That trades writing the column matrix (`C*FH*FW` rows) for copying the output (`FN`
 /// rows): taken for stride 1 when `C*FH*FW >= FN`. Measured with
@@ -300,6 +303,92 @@ fn filter_layouts<'w, T: Float>(
     ))
 }
 
+/// The data gradient of `g` as a forward convolution, when the backward computes it with
+/// the padded-width direct kernel ([`direct_flat_on`]) instead of `W^T * dout` and col2im.
+///
+/// For stride 1, `dx[c, y, x] = sum_(f, ky, kx) W[f, c, FH-1-ky, FW-1-kx] *
+/// dout_p[f, y+ky, x+kx]`, where `dout_p` is `dout` zero-padded by `FH - 1 - pad`: a
+/// convolution of `dout` (`FN` channels, `OH x OW`) with the filters rotated by 180 degrees
+/// and their channels swapped, whose output is `C x H x W`. One padding for both sides
+/// needs a square window and `pad < FH`. Taken, like the forward's direct kernel
+/// ([`flat_direct`]), when that convolution has at least [`FLAT_MIN_COLUMNS`] columns per
+/// image and its padded image fits in [`FLAT_IMAGE_BYTES`]: DeepConvNet's conv2-conv4, not
+/// its 8x8 layers. Returns the transposed window (batch 1).
+fn dx_direct<T>(g: &ConvGeometry) -> Option<WindowGeometry> {
+    let win = &g.window;
+    if !implicit(g) || win.kh != win.kw || win.pad >= win.kh {
+        return None;
+    }
+    let tw = WindowGeometry::new(
+        [1, g.filters, win.out_h, win.out_w],
+        [win.kh, win.kw],
+        1,
+        win.kh - 1 - win.pad,
+    )
+    .ok()?;
+    debug_assert!(tw.out_h == win.height && tw.out_w == win.width);
+    let seg = tw.out_h.saturating_mul(tw.width + 2 * tw.pad);
+    let bytes = im2col_group_padded_len(&tw, 1).saturating_mul(std::mem::size_of::<T>());
+    (seg >= FLAT_MIN_COLUMNS && bytes <= FLAT_IMAGE_BYTES).then_some(tw)
+}
+
+/// Per-chunk workspace of [`direct_dx`] for groups of `nb` images: the output on the
+/// padded width `(C, nb*H*(OW+2p'))`, then the group's padded `dout` and `FW - 1` zeros.
+fn direct_dx_slots<T>(tw: &WindowGeometry, channels: usize, nb: usize) -> [usize; 2] {
+    let seg = tw.out_h.saturating_mul(tw.width + 2 * tw.pad);
+    [
+        cache_round::<T>(channels.saturating_mul(nb).saturating_mul(seg)),
+        cache_round::<T>(im2col_group_padded_len(tw, nb).saturating_add(tw.kw - 1)),
+    ]
+}
+
+/// The filters rotated by 180 degrees with their channels swapped, transposed for the
+/// direct kernel: `wf[((f*FH + ky)*FW + kx)*C + c] = w[f, c, FH-1-ky, FW-1-kx]`, the
+/// weights of [`dx_direct`]'s convolution in [`transpose_filters`]' layout.
+fn flip_filters<T: Float>(g: &ConvGeometry, w: &[T], wf: &mut [T]) {
+    let (c, kh, kw) = (g.window.channels, g.window.kh, g.window.kw);
+    for f in 0..g.filters {
+        for ch in 0..c {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let src = ((f * c + ch) * kh + (kh - 1 - ky)) * kw + (kw - 1 - kx);
+                    wf[((f * kh + ky) * kw + kx) * c + ch] = w[src];
+                }
+            }
+        }
+    }
+}
+
+/// The data gradient of `cnt` images by the direct kernel: pads their `douts` by the
+/// transposed window `tw` ([`dx_direct`]), convolves them with the flipped filters `wf`
+/// ([`flip_filters`]) on the padded width, and copies the valid columns into `dxs`
+/// `(cnt, C, H, W)`. `ws` holds [`direct_dx_slots`] for at least `cnt` images.
+#[allow(clippy::too_many_arguments)]
+fn direct_dx<T: Float>(
+    isa: crate::simd::Isa,
+    tw: &WindowGeometry,
+    douts: &[T],
+    cnt: usize,
+    wf: &[T],
+    channels: usize,
+    ws: &mut [T],
+    nb: usize,
+    dxs: &mut [T],
+) {
+    let wp = tw.width + 2 * tw.pad;
+    let seg = tw.out_h * wp;
+    let ld = cnt * seg;
+    let (z, padded) = ws.split_at_mut(direct_dx_slots::<T>(tw, channels, nb)[0]);
+    let padded = &mut padded[..im2col_group_padded_len(tw, cnt) + tw.kw - 1];
+    pad_group_on(isa, tw, douts, padded);
+    let z = &mut z[..channels * ld];
+    direct_flat_on(isa, tw, padded, cnt, wf, channels, z, ld);
+    let img = dxs.len() / cnt.max(1);
+    for (j, dx_n) in dxs.chunks_exact_mut(img).enumerate() {
+        compact_image_on(isa, &z[j * seg..], ld, wp, tw, dx_n);
+    }
+}
+
 /// Zero-pads one image into the front of `padded` (at least [`padded_slot`] of one image)
 /// and returns it, `(C, H+2p, W+2p)`.
 fn pad_image<'p, T: Float>(isa: crate::simd::Isa, win: &WindowGeometry, x: &[T], padded: &'p mut [T]) -> &'p [T] {
@@ -434,9 +523,15 @@ fn backward_slots<T>(g: &ConvGeometry) -> [usize; 5] {
         // No column matrix: its gradient and the group's dout on the padded width, the
         // padded images (reused as col2im's plane).
         let cols = nb.saturating_mul(implicit_seg(g));
+        // With the direct data gradient, its output and padded dout replace the column
+        // matrix's gradient.
+        let dcol = match dx_direct::<T>(g) {
+            Some(tw) => total(&direct_dx_slots::<T>(&tw, g.window.channels, nb)),
+            None => cache_round::<T>(g.window.col_rows().saturating_mul(cols)),
+        };
         return [
             0,
-            cache_round::<T>(g.window.col_rows().saturating_mul(cols)),
+            dcol,
             cache_round::<T>(g.filters.saturating_mul(cols)),
             cache_round::<T>(im2col_group_padded_len(&g.window, nb).saturating_add(g.window.kw - 1)),
             cache_round::<T>(g.weight_len().saturating_add(g.filters)),
@@ -510,9 +605,18 @@ pub fn conv2d_backward<T: Float>(
     let per_chunk = total(&slots);
     let nb = group_images(g);
     let (wbuf, scratch) = scratch[..need].split_at_mut(packed_wt_len::<T>(g));
-    // W^T (K x FN), packed once for every image's dx.
-    let wt = PackedA::pack(isa, MatRef::row_major(w, fnum, k).t(), wbuf)?;
     let want_dx = dx.is_some();
+    // For dx: the flipped filters of the direct kernel, or W^T (K x FN) packed once for
+    // every image's GEMM.
+    let dx_win = dx_direct::<T>(g);
+    let (wt, wflip) = match dx_win {
+        Some(_) => {
+            let wf = &mut wbuf[..w.len()];
+            flip_filters(g, w, wf);
+            (None, Some(&*wf))
+        }
+        None => (Some(PackedA::pack(isa, MatRef::row_major(w, fnum, k).t(), wbuf)?), None),
+    };
 
     // One chunk: accumulate its partial dW, db; write dx for its images.
     let run = |ci: usize, ws: &mut [T], dx_chunk: &mut [T]| {
@@ -563,10 +667,15 @@ pub fn conv2d_backward<T: Float>(
                         .expect("shapes checked");
                 }
                 if want_dx {
+                    let dxs = &mut dx_chunk[g0 * img..(g0 + cnt) * img];
+                    if let (Some(tw), Some(wf)) = (dx_win.as_ref(), wflip) {
+                        direct_dx(isa, tw, douts, cnt, wf, win.channels, dcol, nb, dxs);
+                        continue;
+                    }
+                    let wt = wt.as_ref().expect("packed when dx is not direct");
                     let dcol = &mut dcol[..k * ld];
                     let dmat = MatRef::row_major(&*dgroup, fnum, ld);
-                    gemm_packed(T::ONE, &wt, dmat, T::ZERO, MatMut::row_major(dcol, k, ld)).expect("shapes checked");
-                    let dxs = &mut dx_chunk[g0 * img..(g0 + cnt) * img];
+                    gemm_packed(T::ONE, wt, dmat, T::ZERO, MatMut::row_major(dcol, k, ld)).expect("shapes checked");
                     for (j, dx_n) in dxs.chunks_exact_mut(img).enumerate() {
                         col2im_window_on(isa, win, &dcol[j * seg..], ld, padded, dx_n);
                     }
@@ -597,11 +706,12 @@ pub fn conv2d_backward<T: Float>(
             .expect("shapes checked");
             if want_dx {
                 let dxs = &mut dx_chunk[g0 * img..(g0 + cnt) * img];
+                let wt = wt.as_ref().expect("packed when dx is not direct");
                 if pointwise {
-                    gemm_packed(T::ONE, &wt, dmat, T::ZERO, MatMut::row_major(dxs, k, p)).expect("shapes checked");
+                    gemm_packed(T::ONE, wt, dmat, T::ZERO, MatMut::row_major(dxs, k, p)).expect("shapes checked");
                 } else {
                     let dcol = &mut dcol[..k * ld];
-                    gemm_packed(T::ONE, &wt, dmat, T::ZERO, MatMut::row_major(dcol, k, ld)).expect("shapes checked");
+                    gemm_packed(T::ONE, wt, dmat, T::ZERO, MatMut::row_major(dcol, k, ld)).expect("shapes checked");
                     col2im_group_on(isa, win, dcol, cnt, padded, dxs);
                 }
             }
