@@ -1160,8 +1160,12 @@ fn conv_direct_exact_on_every_isa() {
 fn conv_deep_and_grouped_exact_on_every_isa() {
     // (input, filters, window, stride, pad)
     type Case = ([usize; 4], usize, [usize; 2], usize, usize);
-    let shapes: [Case; 13] = [
+    let shapes: [Case; 14] = [
         ([3, 32, 6, 6], 9, [3, 3], 1, 1),
+        // The direct weight gradient (575 columns per image, a whole number of neither
+        // 8- nor 16-lane vectors) with 11 filters (blocks 8, 2, 1) and 27 taps; batch 17
+        // puts two images, two calls, in a chunk.
+        ([17, 3, 23, 23], 11, [3, 3], 1, 1),
         // The direct data gradient with conv4's pad 2 (no padding of dout) and 7 input
         // channels (output blocks of 4, 2 and 1).
         ([2, 7, 16, 16], 32, [3, 3], 1, 2),

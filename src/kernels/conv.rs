@@ -18,6 +18,7 @@ use crate::error::{Error, Result, check_len};
 use crate::float::Float;
 use crate::kernels::activation::{Epilogue, apply_bias_epilogue};
 use crate::kernels::direct::{direct_applies, direct_conv_on, direct_flat_on, transpose_filters};
+use crate::kernels::direct_dw::direct_dw_on;
 use crate::kernels::gemm::{
     MatMut, MatRef, PackedA, PaddedImages, gemm_isa, gemm_packed, gemm_packed_window, gemm_window_a, packed_a_len_max,
 };
@@ -302,6 +303,14 @@ fn filter_layouts<'w, T: Float>(
         Some(PackedA::pack(isa, MatRef::row_major(w, g.filters, k), wbuf)?),
     ))
 }
+
+/// Fewest columns per image (`OH*(W+2p)`) for which the backward computes the weight
+/// gradient with the direct kernel ([`direct_dw_on`]) rather than the GEMM over the
+/// padded images: on conv2 (840 columns) `cargo bench --bench layers -- backward_weights`
+/// measured 2.74-2.82 ms against the GEMM's 3.43; on conv3, conv4 (224, 288 columns) and
+/// the 8x8 layers (80) it was 1.1-1.7x slower, its per-tile sums across lanes being spread
+/// over too few columns.
+const DW_MIN_COLUMNS: usize = 512;
 
 /// The data gradient of `g` as a forward convolution, when the backward computes it with
 /// the padded-width direct kernel ([`direct_flat_on`]) instead of `W^T * dout` and col2im.
@@ -653,18 +662,23 @@ pub fn conv2d_backward<T: Float>(
                 expand_group_on(isa, douts, cnt, wp, win, dgroup);
                 let bimg = PaddedImages::new(padded, [cnt, win.channels, hp, wp], [win.kh, win.kw])
                     .expect("slot sized for the group");
-                for j in 0..cnt {
-                    // dW^T (K x FN) += col_j (K x seg, read from the padded image) *
-                    // dout_j^T (seg x FN; zero on the junk columns).
-                    let dj = MatRef {
-                        data: &dgroup[j * seg..],
-                        rows: seg,
-                        cols: fnum,
-                        rs: 1,
-                        cs: ld,
-                    };
-                    gemm_window_a(isa, T::ONE, &bimg, j, dj, T::ONE, MatMut::row_major(dwt_part, k, fnum))
-                        .expect("shapes checked");
+                if seg >= DW_MIN_COLUMNS {
+                    // dW^T += the direct kernel's sums over the padded width.
+                    direct_dw_on(isa, win, padded, cnt, dgroup, ld, fnum, dwt_part);
+                } else {
+                    for j in 0..cnt {
+                        // dW^T (K x FN) += col_j (K x seg, read from the padded image) *
+                        // dout_j^T (seg x FN; zero on the junk columns).
+                        let dj = MatRef {
+                            data: &dgroup[j * seg..],
+                            rows: seg,
+                            cols: fnum,
+                            rs: 1,
+                            cs: ld,
+                        };
+                        gemm_window_a(isa, T::ONE, &bimg, j, dj, T::ONE, MatMut::row_major(dwt_part, k, fnum))
+                            .expect("shapes checked");
+                    }
                 }
                 if want_dx {
                     let dxs = &mut dx_chunk[g0 * img..(g0 + cnt) * img];

@@ -9,6 +9,7 @@ pub mod affine;
 pub mod batchnorm;
 pub mod conv;
 mod direct;
+mod direct_dw;
 pub mod dropout;
 pub mod gemm;
 pub mod geometry;

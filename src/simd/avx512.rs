@@ -18,7 +18,7 @@ pub struct Avx512F32(__m512);
 pub struct Avx512F64(__m512d);
 
 macro_rules! avx512_gemm_vec {
-    ($t:ident, $e:ty, $lanes:expr, $load:ident, $store:ident, $set1:ident, $fmadd:ident, $mul:ident, $add:ident, $cmp:ident, $movm:ident, $zero:ident) => {
+    ($t:ident, $e:ty, $lanes:expr, $load:ident, $store:ident, $set1:ident, $fmadd:ident, $mul:ident, $add:ident, $cmp:ident, $movm:ident, $zero:ident, $reduce:ident) => {
         impl GemmVec for $t {
             type E = $e;
             const LANES: usize = $lanes;
@@ -63,6 +63,11 @@ macro_rules! avx512_gemm_vec {
                     Self($movm(self.0, $cmp::<_CMP_LE_OQ>(self.0, zero), zero))
                 }
             }
+            #[inline(always)]
+            fn reduce_sum(self) -> $e {
+                // SAFETY: as above (a fixed sequence of halving shuffles and adds).
+                unsafe { $reduce(self.0) }
+            }
         }
     };
 }
@@ -79,7 +84,8 @@ avx512_gemm_vec!(
     _mm512_add_ps,
     _mm512_cmp_ps_mask,
     _mm512_mask_mov_ps,
-    _mm512_setzero_ps
+    _mm512_setzero_ps,
+    _mm512_reduce_add_ps
 );
 avx512_gemm_vec!(
     Avx512F64,
@@ -93,5 +99,6 @@ avx512_gemm_vec!(
     _mm512_add_pd,
     _mm512_cmp_pd_mask,
     _mm512_mask_mov_pd,
-    _mm512_setzero_pd
+    _mm512_setzero_pd,
+    _mm512_reduce_add_pd
 );

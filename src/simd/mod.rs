@@ -1,10 +1,11 @@
 //! Instruction-set selection and a tiny vector vocabulary per ISA.
 //!
-//! Kernel bodies are written once, generic over [`Vector`], and run through [`run`],
-//! which picks the instantiation for the active [`Isa`] at the top of the call: scalar
-//! everywhere, AVX2+FMA on x86_64 (8 x f32, 4 x f64), NEON on aarch64 (4 x f32, 2 x f64).
-//! On x86_64 CPUs with AVX-512F, [`Isa::Avx512`] runs the same AVX2 kernels with an
-//! AVX-512 GEMM micro-kernel (16 x f32, 8 x f64), the one place wider vectors pay.
+//! Kernel bodies are written once, generic over a crate-private vector trait, and run
+//! through one dispatcher, which picks the instantiation for the active [`Isa`] at the top
+//! of the call: scalar everywhere, AVX2+FMA on x86_64 (8 x f32, 4 x f64), NEON on aarch64
+//! (4 x f32, 2 x f64). On x86_64 CPUs with AVX-512F, [`Isa::Avx512`] runs the same AVX2
+//! kernels, and 512-bit vectors (16 x f32, 8 x f64) in the GEMM micro-kernel and the
+//! direct convolutions, where wider vectors pay.
 //!
 //! The ISA is detected once. `SCRATCHNET_ISA=scalar|avx2|avx512|neon` in the environment, or
 //! [`set_isa`], forces a path; forcing a path the CPU lacks is an error, never undefined

@@ -161,6 +161,8 @@ pub trait GemmVec: Copy {
     /// Lane-wise ReLU: lanes `<= 0` (either zero) become `+0`, the rest (NaN included)
     /// pass, exactly as the activation kernels do.
     fn relu(self) -> Self;
+    /// The sum of the lanes, in a fixed order for the type.
+    fn reduce_sum(self) -> Self::E;
 }
 
 impl<V: Vector> GemmVec for V {
@@ -197,5 +199,9 @@ impl<V: Vector> GemmVec for V {
     fn relu(self) -> Self {
         let zero = <V as Vector>::splat(<V::E as Float>::ZERO);
         V::select(self.le(zero), zero, self)
+    }
+    #[inline(always)]
+    fn reduce_sum(self) -> Self::E {
+        <V as Vector>::reduce_sum(self)
     }
 }
