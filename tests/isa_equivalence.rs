@@ -357,6 +357,44 @@ fn relu_and_leaky_relu_lengths_lanes_edges_exact() {
     }
 }
 
+/// The streaming-store path (outputs of 4 MiB and more) on every ISA, against the
+/// definition: outputs starting 0, 1 and 3 elements into their buffer (so the aligned body
+/// starts at each possible lane), a length that leaves a tail, and nothing written before
+/// the output.
+fn check_activations_streaming<T: Elem>() -> Result<(), String> {
+    let n = (4 << 20) / std::mem::size_of::<T>() + 13;
+    let mut g = Gen::new(n as u64);
+    let (x, d) = (g.specials::<T>(n), g.specials::<T>(n));
+    let alpha = T::from_f64(0.3);
+    let oracle = activation_oracle(&x, &d, alpha);
+    for off in [0, 1, 3] {
+        for (isa, outs) in per_isa(|isa| {
+            let mut out: [Vec<T>; 4] = std::array::from_fn(|_| vec![sentinel::<T>(isa); n + off]);
+            relu_forward(&x, &mut out[0][off..]).expect("relu_forward");
+            relu_backward(&x, &d, &mut out[1][off..]).expect("relu_backward");
+            leaky_relu_forward(&x, alpha, &mut out[2][off..]).expect("leaky_relu_forward");
+            leaky_relu_backward(&x, alpha, &d, &mut out[3][off..]).expect("leaky_relu_backward");
+            out
+        }) {
+            for (k, name) in ACTIVATIONS.iter().enumerate() {
+                let what = format!("{name} {} n={n} at offset {off} on {isa}", T::NAME);
+                let before = &outs[k][..off];
+                if before.iter().any(|&v| v != sentinel::<T>(isa)) {
+                    return Err(format!("{what}: wrote before the output: {before:?}"));
+                }
+                check_exact(&what, &outs[k][off..], &oracle[k])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn activations_streaming_stores_exact() {
+    ok(check_activations_streaming::<f32>());
+    ok(check_activations_streaming::<f64>());
+}
+
 #[test]
 fn bias_epilogue_none_and_relu_lengths_lanes_edges_exact() {
     for &p in &LENGTHS {

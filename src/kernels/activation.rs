@@ -115,11 +115,73 @@ trait LaneFn2<T: Float>: Copy {
     fn call<V: Vector<E = T>>(self, x: V, d: V) -> V;
 }
 
+/// Outputs of at least this many bytes are written with streaming stores
+/// ([`Vector::store_stream`]): they cannot stay in this machine's 2 MiB L2 anyway, and
+/// skipping the read of each destination line saves a quarter of a two-input map's memory
+/// traffic. `cargo bench --bench kernels -- relu_`: see BENCHMARKS.md.
+const STREAM_BYTES: usize = 4 << 20;
+
+/// Whether an elementwise map writes `out` with streaming stores.
+fn streams<T>(out: &[T]) -> bool {
+    std::mem::size_of_val(out) >= STREAM_BYTES
+}
+
+/// `out[i] = f(xs[0][i], .., xs[N-1][i])` with streaming stores: elements before the
+/// first vector-aligned output and after the last whole vector one lane at a time, the
+/// rest a vector at a time.
+#[inline(always)]
+fn map_stream<V: Vector, const N: usize>(xs: [&[V::E]; N], out: &mut [V::E], f: impl Fn([V; N]) -> V + Copy) {
+    let n = out.len();
+    assert!(xs.iter().all(|x| x.len() == n));
+    let head = out.as_ptr().align_offset(std::mem::size_of::<V>()).min(n);
+    let body = head + (n - head) / V::LANES * V::LANES;
+    partial::<V, N>(xs, out, 0..head, f);
+    partial::<V, N>(xs, out, body..n, f);
+    let mut i = head;
+    while i < body {
+        // SAFETY: i + LANES <= body <= n = every slice's length; `out + i` is aligned to
+        // the vector's size (`head` aligns it, and LANES elements are that size).
+        unsafe {
+            let v = f(xs.map(|x| V::load(x.as_ptr().add(i))));
+            v.store_stream(out.as_mut_ptr().add(i));
+        }
+        i += V::LANES;
+    }
+    V::stream_fence();
+}
+
+/// `out[r] = f(xs[..][r])` for a range `r` of fewer than `LANES` elements, through
+/// zero-padded copies in whole vectors.
+#[inline(always)]
+fn partial<V: Vector, const N: usize>(
+    xs: [&[V::E]; N],
+    out: &mut [V::E],
+    r: std::ops::Range<usize>,
+    f: impl Fn([V; N]) -> V,
+) {
+    let len = r.len();
+    if len == 0 {
+        return;
+    }
+    let zero = <V::E as Float>::ZERO;
+    let mut buf = [[zero; crate::simd::MAX_LANES]; N];
+    for (b, x) in buf.iter_mut().zip(&xs) {
+        b[..len].copy_from_slice(&x[r.clone()]);
+    }
+    let mut o = [zero; crate::simd::MAX_LANES];
+    // SAFETY: every buffer holds MAX_LANES >= LANES elements.
+    unsafe { f(buf.map(|b| V::load(b.as_ptr()))).store(o.as_mut_ptr()) };
+    out[r].copy_from_slice(&o[..len]);
+}
+
 impl<T: Float, F: LaneFn1<T>> Job<T> for Map1<'_, T, F> {
     type Out = ();
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let f = self.f;
+        if streams(self.out) {
+            return map_stream::<V, 1>([self.x], self.out, |[x]| f.call(x));
+        }
         lanes::<V, 1, 0, 1>(
             [self.x],
             [],
@@ -135,6 +197,9 @@ impl<T: Float, F: LaneFn2<T>> Job<T> for Map2<'_, T, F> {
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let f = self.f;
+        if streams(self.out) {
+            return map_stream::<V, 2>([self.x, self.d], self.out, |[x, d]| f.call(x, d));
+        }
         lanes::<V, 2, 0, 1>(
             [self.x, self.d],
             [],

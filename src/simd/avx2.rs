@@ -35,6 +35,17 @@ macro_rules! avx2_vector {
                 unsafe { _mm256_storeu_ps(p, self.0) }
             }
             #[inline(always)]
+            unsafe fn store_stream(self, p: *mut $e) {
+                // SAFETY: the caller guarantees `p..p+8` is writable and 32-byte
+                // aligned; AVX is enabled.
+                unsafe { _mm256_stream_ps(p, self.0) }
+            }
+            #[inline(always)]
+            fn stream_fence() {
+                // SAFETY: SSE is part of every x86_64 target.
+                unsafe { _mm_sfence() }
+            }
+            #[inline(always)]
             unsafe fn load_deinterleave(p: *const $e) -> (Self, Self) {
                 // SAFETY: the caller guarantees `p..p+16` is readable; AVX2 is enabled.
                 unsafe {
@@ -181,6 +192,17 @@ macro_rules! avx2_vector {
             unsafe fn store(self, p: *mut $e) {
                 // SAFETY: the caller guarantees `p..p+4` is writable; AVX is enabled.
                 unsafe { _mm256_storeu_pd(p, self.0) }
+            }
+            #[inline(always)]
+            unsafe fn store_stream(self, p: *mut $e) {
+                // SAFETY: the caller guarantees `p..p+4` is writable and 32-byte
+                // aligned; AVX is enabled.
+                unsafe { _mm256_stream_pd(p, self.0) }
+            }
+            #[inline(always)]
+            fn stream_fence() {
+                // SAFETY: SSE is part of every x86_64 target.
+                unsafe { _mm_sfence() }
             }
             #[inline(always)]
             unsafe fn load_deinterleave(p: *const $e) -> (Self, Self) {

@@ -24,6 +24,21 @@ pub trait Vector: Copy {
     /// # Safety
     /// `p..p+LANES` must be writable.
     unsafe fn store(self, p: *mut Self::E);
+    /// Stores `LANES` elements to `p` with a streaming (non-temporal) store where the ISA
+    /// has one, which writes around the caches and skips reading the destination line
+    /// first; a plain store elsewhere. Call [`Vector::stream_fence`] after the last one.
+    ///
+    /// # Safety
+    /// `p..p+LANES` must be writable and `p` aligned to `size_of::<Self>()`.
+    #[inline(always)]
+    unsafe fn store_stream(self, p: *mut Self::E) {
+        // SAFETY: the caller's contract includes `store`'s.
+        unsafe { self.store(p) }
+    }
+    /// Orders the streaming stores before every later store (a no-op where
+    /// [`Vector::store_stream`] is a plain store).
+    #[inline(always)]
+    fn stream_fence() {}
     /// Loads `2*LANES` elements from `p` and splits them into the even-indexed and the
     /// odd-indexed ones, each in order.
     ///
