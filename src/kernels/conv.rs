@@ -617,7 +617,7 @@ pub fn conv2d_backward<T: Float>(
     let want_dx = dx.is_some();
     // For dx: the flipped filters of the direct kernel, or W^T (K x FN) packed once for
     // every image's GEMM.
-    let dx_win = dx_direct::<T>(g);
+    let dx_win = dx_direct::<T>(g).filter(|_| want_dx);
     let (wt, wflip) = match dx_win {
         Some(_) => {
             let wf = &mut wbuf[..w.len()];
@@ -660,12 +660,12 @@ pub fn conv2d_backward<T: Float>(
                 pad_group_on(isa, win, &x[first * img..(first + cnt) * img], padded);
                 let dgroup = &mut dgroup[..fnum * ld];
                 expand_group_on(isa, douts, cnt, wp, win, dgroup);
-                let bimg = PaddedImages::new(padded, [cnt, win.channels, hp, wp], [win.kh, win.kw])
-                    .expect("slot sized for the group");
                 if seg >= DW_MIN_COLUMNS {
                     // dW^T += the direct kernel's sums over the padded width.
                     direct_dw_on(isa, win, padded, cnt, dgroup, ld, fnum, dwt_part);
                 } else {
+                    let bimg = PaddedImages::new(padded, [cnt, win.channels, hp, wp], [win.kh, win.kw])
+                        .expect("slot sized for the group");
                     for j in 0..cnt {
                         // dW^T (K x FN) += col_j (K x seg, read from the padded image) *
                         // dout_j^T (seg x FN; zero on the junk columns).
