@@ -126,17 +126,22 @@ fn streams<T>(out: &[T]) -> bool {
     std::mem::size_of_val(out) >= STREAM_BYTES
 }
 
-/// `out[i] = f(xs[0][i], .., xs[N-1][i])` with streaming stores: elements before the
-/// first vector-aligned output and after the last whole vector one lane at a time, the
-/// rest a vector at a time.
+/// `out[i] = f(xs[0][i], .., xs[N-1][i])` with streaming stores: the elements before the
+/// first vector-aligned output and after the last whole vector through [`lanes`]' padded
+/// tail, the rest a vector at a time.
 #[inline(always)]
 fn map_stream<V: Vector, const N: usize>(xs: [&[V::E]; N], out: &mut [V::E], f: impl Fn([V; N]) -> V + Copy) {
     let n = out.len();
     assert!(xs.iter().all(|x| x.len() == n));
     let head = out.as_ptr().align_offset(std::mem::size_of::<V>()).min(n);
     let body = head + (n - head) / V::LANES * V::LANES;
-    partial::<V, N>(xs, out, 0..head, f);
-    partial::<V, N>(xs, out, body..n, f);
+    // Head and tail are each shorter than a vector: `lanes` gives them its zero-padded
+    // tail, the same operations as the body.
+    let (front, rest) = out.split_at_mut(head);
+    let (_, back) = rest.split_at_mut(body - head);
+    for (r, o) in [(0..head, front), (body..n, back)] {
+        lanes::<V, N, 0, 1>(xs.map(|x| &x[r.clone()]), [], [o], |x, []| ([], [f(x)]));
+    }
     let mut i = head;
     while i < body {
         // SAFETY: i + LANES <= body <= n = every slice's length; `out + i` is aligned to
@@ -148,30 +153,6 @@ fn map_stream<V: Vector, const N: usize>(xs: [&[V::E]; N], out: &mut [V::E], f: 
         i += V::LANES;
     }
     V::stream_fence();
-}
-
-/// `out[r] = f(xs[..][r])` for a range `r` of fewer than `LANES` elements, through
-/// zero-padded copies in whole vectors.
-#[inline(always)]
-fn partial<V: Vector, const N: usize>(
-    xs: [&[V::E]; N],
-    out: &mut [V::E],
-    r: std::ops::Range<usize>,
-    f: impl Fn([V; N]) -> V,
-) {
-    let len = r.len();
-    if len == 0 {
-        return;
-    }
-    let zero = <V::E as Float>::ZERO;
-    let mut buf = [[zero; crate::simd::MAX_LANES]; N];
-    for (b, x) in buf.iter_mut().zip(&xs) {
-        b[..len].copy_from_slice(&x[r.clone()]);
-    }
-    let mut o = [zero; crate::simd::MAX_LANES];
-    // SAFETY: every buffer holds MAX_LANES >= LANES elements.
-    unsafe { f(buf.map(|b| V::load(b.as_ptr()))).store(o.as_mut_ptr()) };
-    out[r].copy_from_slice(&o[..len]);
 }
 
 impl<T: Float, F: LaneFn1<T>> Job<T> for Map1<'_, T, F> {

@@ -3,9 +3,9 @@
 //! `dW[f, t] = sum_(j, q) dout_j[f, q] * x_j[off(t) + q]`, where `x_j` is image `j`
 //! zero-padded, `dout_j` its output gradient spread to the padded width (`OH*(W+2p)`
 //! columns, zero on the `2p` junk columns of each row), and
-//! `off(t) = c*plane + ky*(W+2p) + kx` for tap `t = (c, ky, kx)`. Both operands are read in place as contiguous runs:
-//! no column matrix is built or packed (the GEMM formulation packs `K` rows of the
-//! column matrix per image, nine times the image for a 3x3 window).
+//! `off(t) = c*plane + ky*(W+2p) + kx` for tap `t = (c, ky, kx)`. Both operands are read
+//! in place as contiguous runs: no column matrix is built or packed (the GEMM formulation
+//! packs `K` rows of the column matrix per image, nine times the image for a 3x3 window).
 //!
 //! A tile is `FB` filters x `TT` taps: `FB*TT` vector accumulators, each step loading
 //! `FB` vectors of `dout` and `TT` of the image for `FB*TT` FMAs, vectorised along the
