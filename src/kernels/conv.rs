@@ -735,21 +735,28 @@ pub fn conv2d_backward<T: Float>(
         Some(dx) => for_each_chunk2(scratch, per_chunk, dx, per * img, |ci, ws, d| run(ci, ws, d)),
         None => for_each_chunk1(scratch, per_chunk, |ci, ws| run(ci, ws, &mut [])),
     }
-    // Reduce the partial sums in chunk order.
-    dw.fill(T::ZERO);
-    db.fill(T::ZERO);
-    for ws in scratch.chunks_exact(per_chunk).take(chunks) {
-        let off = slots[0] + slots[1] + slots[2] + slots[3];
-        let (dwt_part, db_part) = ws[off..off + fnum * k + fnum].split_at(fnum * k);
-        for (kk, row) in dwt_part.chunks_exact(fnum).enumerate() {
-            for (f, v) in row.iter().enumerate() {
-                dw[f * k + kk] += *v;
-            }
-        }
-        for (a, v) in db.iter_mut().zip(db_part) {
+    // Reduce the partial sums in chunk order, element by element into the first chunk's
+    // (contiguous, so vectorised), then transpose dW^T into dw once.
+    if chunks == 0 {
+        dw.fill(T::ZERO);
+        db.fill(T::ZERO);
+        return Ok(());
+    }
+    let off = slots[0] + slots[1] + slots[2] + slots[3];
+    let (first, rest) = scratch.split_at_mut(per_chunk);
+    let acc = &mut first[off..off + fnum * k + fnum];
+    for ws in rest.chunks_exact(per_chunk).take(chunks - 1) {
+        for (a, v) in acc.iter_mut().zip(&ws[off..off + fnum * k + fnum]) {
             *a += *v;
         }
     }
+    let (dwt, db_sum) = acc.split_at(fnum * k);
+    for (kk, row) in dwt.chunks_exact(fnum).enumerate() {
+        for (f, v) in row.iter().enumerate() {
+            dw[f * k + kk] = *v;
+        }
+    }
+    db.copy_from_slice(db_sum);
     Ok(())
 }
 

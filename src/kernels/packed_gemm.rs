@@ -151,11 +151,28 @@ impl<T> WindowB<T> {
         (r / (self.kh * self.kw), (r / self.kw) % self.kh, r % self.kw)
     }
 
-    /// Offset of row `r`'s window from `base`.
+    /// Offsets from `base` of the windows of rows `r0..r0+rows`, then the last one
+    /// repeated up to `N`: one division-based split of `r0`, then stepping `(c, ky, kx)`
+    /// row by row (a split per row cost about a sixth of a weight-gradient GEMM).
     #[inline(always)]
-    fn row_offset(&self, r: usize) -> usize {
-        let (c, ky, kx) = self.split(r);
-        c * self.plane + ky * self.wp + kx
+    fn row_offsets<const N: usize>(&self, r0: usize, rows: usize) -> [usize; N] {
+        let (mut c, mut ky, mut kx) = self.split(r0);
+        let mut out = [0; N];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = c * self.plane + ky * self.wp + kx;
+            if i + 1 < rows {
+                kx += 1;
+                if kx == self.kw {
+                    kx = 0;
+                    ky += 1;
+                    if ky == self.kh {
+                        ky = 0;
+                        c += 1;
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
@@ -339,9 +356,9 @@ impl<T: Float> Gemm<'_, T> {
                                         continue;
                                     }
                                     ASource::Rows(a, rs) => std::array::from_fn(|i| a.add((ir + i.min(rows - 1)) * rs)),
-                                    ASource::Window(w, ic, pc) => std::array::from_fn(|i| {
-                                        w.base.add(w.row_offset(ic + ir + i.min(rows - 1)) + pc)
-                                    }),
+                                    ASource::Window(w, ic, pc) => {
+                                        w.row_offsets::<MR>(ic + ir, rows).map(|o| w.base.add(o + pc))
+                                    }
                                 };
                                 if rows == MR {
                                     micro_kernel_rows::<V, MR>(kc, a_rows, b_panel, c_tile, self.rsc, self.csc, tile)
@@ -426,6 +443,18 @@ unsafe fn pack_b<V: GemmVec>(kc: usize, nc: usize, b: *const V::E, rsb: usize, c
                     V::load(src).store(out);
                     V::load(src.add(l)).store(out.add(l));
                 }
+            }
+        } else if rsb == 1 {
+            // Column-major B (a transposed row-major matrix, e.g. `dout^T`): each panel
+            // row gathers one element of every column, and is written contiguously (the
+            // column-by-column loop below wrote with stride `nr`).
+            for p in 0..kc {
+                let out = &mut panel[p * nr..p * nr + nr];
+                for (j, d) in out[..cols].iter_mut().enumerate() {
+                    // SAFETY: column j0+j < nc of the block, depth p < kc.
+                    *d = unsafe { *b.add((j0 + j) * csb + p) };
+                }
+                out[cols..].fill(<V::E as Float>::ZERO);
             }
         } else {
             for j in 0..cols {
