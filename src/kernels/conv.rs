@@ -264,17 +264,30 @@ fn implicit_gemm<'z, T: Float>(
 const FLAT_IMAGE_BYTES: usize = 256 * 1024;
 
 /// Fewest columns per image (`OH*(W+2p)`) the implicit-im2col forward convolves directly:
-/// on DeepConvNet's 8x8 layers (80 columns) the GEMM over groups of 4 images measured
-/// 5-8% faster than the direct kernel, on conv2-conv4 (840, 224, 288 columns) the direct
-/// kernel 1.2-1.6x faster than the GEMM (BENCHMARKS.md).
+/// on conv2-conv4 (840, 224, 288 columns) the direct kernel measured 1.2-1.6x faster than
+/// the GEMM (BENCHMARKS.md). On DeepConvNet's 8x8 layers (80 columns) AVX2's GEMM over
+/// groups of 4 images stays faster (2.24 against 2.76 ms on conv5,
+/// `cargo bench --bench layers -- /forward` with `SCRATCHNET_ISA=avx2`); the data
+/// gradient ([`dx_direct`]) keeps this bound on every ISA.
 const FLAT_MIN_COLUMNS: usize = 128;
 
+/// [`FLAT_MIN_COLUMNS`] for the AVX-512 forward, whose 8 x 3 tile covers the 8x8 layers'
+/// 80 columns in two tiles: conv5 1.33-1.37 -> 1.18 ms, conv6 2.42-2.52 -> 2.21 ms against
+/// the GEMM (`cargo bench --bench layers -- /forward`).
+const FLAT_MIN_COLUMNS_AVX512: usize = 64;
+
 /// Whether the implicit-im2col forward of `g` uses the direct kernel ([`direct_flat_on`])
-/// rather than the GEMM: images with at least [`FLAT_MIN_COLUMNS`] columns, small enough
+/// rather than the GEMM: images with at least [`FLAT_MIN_COLUMNS`] columns
+/// ([`FLAT_MIN_COLUMNS_AVX512`] on AVX-512), small enough
 /// to stay in cache ([`FLAT_IMAGE_BYTES`]).
-fn flat_direct<T>(g: &ConvGeometry) -> bool {
+fn flat_direct<T>(isa: crate::simd::Isa, g: &ConvGeometry) -> bool {
     let bytes = im2col_group_padded_len(&g.window, 1).saturating_mul(std::mem::size_of::<T>());
-    implicit(g) && implicit_seg(g) >= FLAT_MIN_COLUMNS && bytes <= FLAT_IMAGE_BYTES
+    let min = if isa == crate::simd::Isa::Avx512 {
+        FLAT_MIN_COLUMNS_AVX512
+    } else {
+        FLAT_MIN_COLUMNS
+    };
+    implicit(g) && implicit_seg(g) >= min && bytes <= FLAT_IMAGE_BYTES
 }
 
 /// The filters transposed to `(K, FN)` at the front of `wbuf` (the packed-`W` slot, which
@@ -294,7 +307,7 @@ fn filter_layouts<'w, T: Float>(
     w: &[T],
     wbuf: &'w mut [T],
 ) -> Result<(Option<&'w [T]>, Option<PackedA<'w, T>>)> {
-    if flat_direct::<T>(g) {
+    if flat_direct::<T>(isa, g) {
         return Ok((Some(direct_filters(w, g.filters, wbuf)), None));
     }
     let k = g.window.col_rows();
@@ -308,8 +321,9 @@ fn filter_layouts<'w, T: Float>(
 /// gradient with the direct kernel ([`direct_dw_on`]) rather than the GEMM over the
 /// padded images: on conv2 (840 columns) `cargo bench --bench layers -- backward_weights`
 /// measured 2.74-2.82 ms against the GEMM's 3.43; on conv3, conv4 (224, 288 columns) and
-/// the 8x8 layers (80) it was 1.1-1.7x slower, its per-tile sums across lanes being spread
-/// over too few columns.
+/// the 8x8 layers (80) it was 1.1-1.7x slower. Not for want of columns per sum across
+/// lanes: with a whole chunk of images per call it was still 1.5-2.1x slower there (conv4
+/// 5.5 against 2.7 ms), as each pair of taps re-reads the filter block's `dout` rows.
 const DW_MIN_COLUMNS: usize = 512;
 
 /// The data gradient of `g` as a forward convolution, when the backward computes it with

@@ -224,23 +224,36 @@ struct DirectFlat<'a, T> {
     ld: usize,
 }
 
-/// Output vectors per block of the flat kernel: with [`FILTERS`] filters, `2 * 8 = 16`
-/// accumulators share each tap's two loads and eight broadcasts.
-const FLAT_VECTORS: usize = 2;
+/// The flat kernel's tile on AVX2 (and scalar) x86_64, `(filters, vectors)`: 12
+/// accumulators, 3 loads and a broadcast fill the 16 registers. Eight filters by two
+/// vectors spilled: `cargo bench --bench layers -- /forward` with `SCRATCHNET_ISA=avx2`
+/// measured conv2 3.72 -> 3.28 ms, conv3 2.02 -> 1.79, conv4 5.01 -> 4.34.
+#[cfg(not(target_arch = "aarch64"))]
+const FLAT_TILE_NARROW: (usize, usize) = (4, 3);
+/// NEON's 32 registers hold the 8 x 2 tile (unchanged, not measured: only qemu runs
+/// aarch64 here).
+#[cfg(target_arch = "aarch64")]
+const FLAT_TILE_NARROW: (usize, usize) = (8, 2);
 
 impl<T: Float> Job<T> for DirectFlat<'_, T> {
     type Out = ();
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
-        flat_images::<V>(self);
+        const { assert!(matches!(FLAT_TILE_NARROW, (4, 3) | (8, 2))) };
+        if FLAT_TILE_NARROW == (4, 3) {
+            flat_images::<V, 4, 3>(self)
+        } else {
+            flat_images::<V, 8, 2>(self)
+        }
     }
 }
 
-/// [`DirectFlat`] on vector type `V`: tiles of [`FLAT_VECTORS`] vectors while they fit
-/// in the `OH*(W+2p)` columns, then single vectors, then one vector shifted left to end on
-/// the last column (recomputing equal values). Needs at least one vector of columns.
+/// [`DirectFlat`] on vector type `V`: tiles of `FB` filters x `NV` vectors while they
+/// fit in the `OH*(W+2p)` columns, then one tile of the whole vectors left, then one
+/// vector shifted left to end on the last column (recomputing equal values). Needs at
+/// least one vector of columns.
 #[inline(always)]
-fn flat_images<V: GemmVec>(job: DirectFlat<'_, V::E>) {
+fn flat_images<V: GemmVec, const FB: usize, const NV: usize>(job: DirectFlat<'_, V::E>) {
     let DirectFlat {
         g,
         padded,
@@ -259,32 +272,35 @@ fn flat_images<V: GemmVec>(job: DirectFlat<'_, V::E>) {
     assert!(padded.len() >= cnt * img + g.kw - 1 && wt.len() >= g.col_rows() * fnum);
     assert!(cnt == 0 || (fnum - 1) * ld + (cnt - 1) * seg + seg <= out.len());
     // Image by image (each stays in L1 while its filter blocks run), filter blocks of
-    // FILTERS, then the remainder in blocks of 4, 2 and 1.
+    // FB, then the remainder in blocks of 4, 2 and 1.
     for j in 0..cnt {
         let (src, dst) = (&padded[j * img..], j * seg);
         let mut f0 = 0;
         while f0 < fnum {
-            let fb = match fnum - f0 {
-                r if r >= FILTERS => FILTERS,
-                r if r >= 4 => 4,
-                r if r >= 2 => 2,
-                _ => 1,
+            let left = fnum - f0;
+            let fb = if left >= FB {
+                flat_block::<V, FB, NV>(g, src, wt, fnum, f0, out, ld, dst, seg);
+                FB
+            } else if left >= 4 {
+                flat_block::<V, 4, NV>(g, src, wt, fnum, f0, out, ld, dst, seg);
+                4
+            } else if left >= 2 {
+                flat_block::<V, 2, NV>(g, src, wt, fnum, f0, out, ld, dst, seg);
+                2
+            } else {
+                flat_block::<V, 1, NV>(g, src, wt, fnum, f0, out, ld, dst, seg);
+                1
             };
-            match fb {
-                FILTERS => flat_block::<V, FILTERS>(g, src, wt, fnum, f0, out, ld, dst, seg),
-                4 => flat_block::<V, 4>(g, src, wt, fnum, f0, out, ld, dst, seg),
-                2 => flat_block::<V, 2>(g, src, wt, fnum, f0, out, ld, dst, seg),
-                _ => flat_block::<V, 1>(g, src, wt, fnum, f0, out, ld, dst, seg),
-            }
             f0 += fb;
         }
     }
 }
 
-/// Filters `f0..f0+FB` of one image over its `seg` flat columns.
+/// Filters `f0..f0+FB` of one image over its `seg` flat columns: tiles of `NV` vectors,
+/// one tile of the whole vectors left (at most 3: `NV <= 4`), one shifted vector.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn flat_block<V: GemmVec, const FB: usize>(
+fn flat_block<V: GemmVec, const FB: usize, const NV: usize>(
     g: &WindowGeometry,
     src: &[V::E],
     wt: &[V::E],
@@ -296,12 +312,20 @@ fn flat_block<V: GemmVec, const FB: usize>(
     seg: usize,
 ) {
     let lanes = V::LANES;
-    let wide = FLAT_VECTORS * lanes;
+    let wide = NV * lanes;
     let mut q = 0;
     while q + wide <= seg {
-        flat_tile::<V, FB, FLAT_VECTORS>(g, src, wt, fnum, f0, out, ld, dst, q);
+        flat_tile::<V, FB, NV>(g, src, wt, fnum, f0, out, ld, dst, q);
         q += wide;
     }
+    let full = (seg - q) / lanes;
+    match full {
+        0 => {}
+        1 => flat_tile::<V, FB, 1>(g, src, wt, fnum, f0, out, ld, dst, q),
+        2 => flat_tile::<V, FB, 2>(g, src, wt, fnum, f0, out, ld, dst, q),
+        _ => flat_tile::<V, FB, 3>(g, src, wt, fnum, f0, out, ld, dst, q),
+    }
+    q += full.min(3) * lanes;
     while q + lanes <= seg {
         flat_tile::<V, FB, 1>(g, src, wt, fnum, f0, out, ld, dst, q);
         q += lanes;
@@ -368,7 +392,9 @@ fn flat_tile<V: GemmVec, const FB: usize, const NV: usize>(
 #[target_feature(enable = "avx2,fma,avx512f")]
 // SAFETY (caller): only called after the CPU was checked for AVX2, FMA and AVX-512F.
 unsafe fn run_flat_avx512<T: Float>(job: DirectFlat<'_, T>) {
-    flat_images::<<T as crate::float::sealed::Sealed>::Avx512>(job)
+    // 8 filters x 3 vectors: 24 of the 32 registers accumulate, each tap's 3 loads and 8
+    // broadcasts feed 24 FMAs (8 x 2 did 16 per 10).
+    flat_images::<<T as crate::float::sealed::Sealed>::Avx512, 8, 3>(job)
 }
 
 /// The direct convolution of `cnt` padded images (`padded`: `(cnt, C, H+2p, W+2p)`, then
