@@ -673,6 +673,60 @@ fn label_smoothing_changes_training_and_is_checked() {
     assert_unchanged(&smooth, &before);
 }
 
+/// `--decoupled-weight-decay`: changes the trained weights, is recorded in the
+/// checkpoint, and refuses a negative value or an optimizer without a learning rate before
+/// touching anything.
+#[test]
+fn decoupled_weight_decay_changes_training_and_is_checked() {
+    let data = Data::with_train("dwd", if emulated() { 20 } else { N_TRAIN });
+    let d = data.args();
+    let args = |out: &Path, lambda: &str, optimizer: &str| -> Vec<String> {
+        let o = s(out);
+        [
+            "train",
+            "--model",
+            "deep-conv",
+            "--epochs",
+            "1",
+            "--batch",
+            "20",
+            "--seed",
+            "1",
+            "--threads",
+            "2",
+            "--optimizer",
+            optimizer,
+            "--decoupled-weight-decay",
+            lambda,
+            "--out",
+            &o,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain(d.iter().cloned())
+        .collect()
+    };
+    let (plain, decayed) = (data.out("plain"), data.out("decayed"));
+    ok(&args(&plain, "0", "adam"));
+    let stdout = ok(&args(&decayed, "100", "adam"));
+    assert!(stdout.contains("decoupled weight decay 100"), "{stdout}");
+    let ck_plain = Checkpoint::load(&plain.join("checkpoint.safetensors")).unwrap();
+    let ck_decayed = Checkpoint::load(&decayed.join("checkpoint.safetensors")).unwrap();
+    assert!(ck_plain.meta("decoupled_weight_decay").is_err());
+    assert_eq!(ck_decayed.meta("decoupled_weight_decay").unwrap(), "100");
+    // lr 0.001 * 100 shrinks every weight matrix by 10% after each step (the first step's
+    // update is the same in both runs): the decayed weights end smaller.
+    let norm = |ck: &Checkpoint| ck.get("W7").unwrap().iter().map(|v| v * v).sum::<f32>();
+    assert!(norm(&ck_decayed) < 0.85 * norm(&ck_plain));
+    let before = snapshot(&decayed);
+    fails(&args(&decayed, "-1", "adam"), &["--decoupled-weight-decay", ">= 0"]);
+    fails(
+        &args(&decayed, "0.5", "adadelta"),
+        &["--decoupled-weight-decay", "adadelta"],
+    );
+    assert_unchanged(&decayed, &before);
+}
+
 #[test]
 fn predict_writes_csv() {
     let data = Data::new("predict");

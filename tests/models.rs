@@ -150,6 +150,50 @@ fn simple_conv_net_decay_covers_every_weight_matrix() {
     );
 }
 
+/// Decoupled weight decay scales W1, W2 and W3 by exactly `1 - rate` and leaves the
+/// biases and the batch-norm parameters and statistics alone; rates outside [0, 1) are
+/// refused without touching anything.
+#[test]
+fn shrink_weights_scales_only_weight_matrices() {
+    let cfg = SimpleConvNetConfig {
+        input_dim: [1, 10, 10],
+        filter_num: 2,
+        filter_size: 3,
+        hidden_size: 4,
+        output_size: 3,
+        ..SimpleConvNetConfig::default()
+    };
+    let mut net = simple_conv_net::<f64>(&cfg).unwrap();
+    let owned = |net: &Sequential<f64>| -> Vec<(String, Vec<f64>)> {
+        net.params()
+            .iter()
+            .chain(net.buffers().iter())
+            .map(|(n, v)| (n.to_string(), v.to_vec()))
+            .collect()
+    };
+    let before = owned(&net);
+    let rate = 0.375;
+    net.shrink_weights(rate).unwrap();
+    let after = owned(&net);
+    let mut scaled = 0;
+    for ((name, b), (_, a)) in before.iter().zip(&after) {
+        if name.starts_with('W') {
+            scaled += 1;
+            for (x, y) in b.iter().zip(a) {
+                assert_eq!(*y, *x * (1.0 - rate), "{name}");
+            }
+        } else {
+            assert_eq!(a, b, "{name} must not be decayed");
+        }
+    }
+    assert_eq!(scaled, 3);
+    assert!(before.iter().any(|(n, _)| n.starts_with("gamma")));
+    for bad in [1.0, 1.5, -0.1, f64::NAN] {
+        assert!(net.shrink_weights(bad).is_err(), "{bad}");
+    }
+    assert_eq!(owned(&net), after);
+}
+
 #[test]
 fn reference_parameter_names_and_shapes() {
     let net = deep_conv_net::<f32>(&DeepConvNetConfig::default()).unwrap();

@@ -152,6 +152,11 @@ struct TrainArgs {
     /// model's default: 0 for deep-conv, 0.015 for simple-conv.
     #[arg(long)]
     weight_decay: Option<f64>,
+    /// Decoupled weight decay lambda (as in AdamW): after every update each weight matrix
+    /// is multiplied by `1 - lr * lambda`, `lr` being the step's scheduled learning rate
+    /// (biases are not decayed). Needs an optimizer with a learning rate; default 0.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    decoupled_weight_decay: f64,
     /// Label smoothing: train on targets `(1 - EPS) * one_hot + EPS / classes` instead of
     /// the one-hot labels (0 <= EPS < 1; default 0). Test metrics use the true labels.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]

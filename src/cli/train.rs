@@ -65,6 +65,17 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
             "--lr-schedule needs an optimizer with a learning rate (not adadelta)",
         ));
     }
+    let dwd = a.decoupled_weight_decay;
+    if !(dwd.is_finite() && dwd >= 0.0) {
+        return Err(err(format!(
+            "--decoupled-weight-decay must be finite and >= 0, got {dwd}"
+        )));
+    }
+    if dwd > 0.0 && base_lr.is_none() {
+        return Err(err(
+            "--decoupled-weight-decay needs an optimizer with a learning rate (not adadelta)",
+        ));
+    }
     let mut rows: Vec<EpochRow> = Vec::new();
     let mut first_epoch = 1;
     let mut resumed: Option<Checkpoint> = None;
@@ -142,6 +153,10 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
             format!(", label smoothing {}", a.label_smoothing)
         } else {
             String::new()
+        } + &if dwd > 0.0 {
+            format!(", decoupled weight decay {dwd}")
+        } else {
+            String::new()
         }
     );
     let per: usize = train.sample_shape.iter().product();
@@ -180,9 +195,12 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
                 yb.push(train.labels[i]);
             }
             let shape = Shape::new(&[chunk.len(), c, h, w])?;
+            // This step's learning rate (scheduled), for the optimizer and the decay.
+            let mut step_lr = base_lr.unwrap_or(0.0);
             if let (LrSchedule::Cosine, Some(lr)) = (a.lr_schedule, base_lr) {
                 let progress = ((epoch - 1) * batches + bi) as f64 / (a.epochs * batches) as f64;
-                opt.set_learning_rate(a.lr_schedule.rate(lr, progress))?;
+                step_lr = a.lr_schedule.rate(lr, progress);
+                opt.set_learning_rate(step_lr)?;
             }
             let l = if eps > 0.0 {
                 tb.clear();
@@ -194,6 +212,13 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
                 net.gradient(&xb, shape, Labels::Index(&yb))?
             };
             net.update(opt.as_mut())?;
+            if dwd > 0.0 {
+                net.shrink_weights(step_lr * dwd).map_err(|e| {
+                    err(format!(
+                        "--decoupled-weight-decay {dwd} at learning rate {step_lr}: {e}"
+                    ))
+                })?;
+            }
             if let Some(e) = ema.as_mut() {
                 e.update(&mut net)?;
             }
@@ -257,6 +282,9 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
         ck.meta.insert("lr_schedule".into(), a.lr_schedule.name().into());
         if eps > 0.0 {
             ck.meta.insert("label_smoothing".into(), a.label_smoothing.to_string());
+        }
+        if dwd > 0.0 {
+            ck.meta.insert("decoupled_weight_decay".into(), dwd.to_string());
         }
         if let Some(e) = &ema {
             e.save_into(&mut ck);

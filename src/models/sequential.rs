@@ -362,6 +362,46 @@ impl<T: Float> Sequential<T> {
         Ok(())
     }
 
+    /// Decoupled weight decay (as in AdamW): multiplies every `W*` parameter, the weights
+    /// [`Sequential::with_weight_decay`]'s L2 term covers (biases and BatchNorm's `gamma`
+    /// and `beta` are left alone), by `1 - rate`. Called after [`Sequential::update`] with
+    /// `rate = lr * lambda`, it shrinks the weights by a step that does not pass through
+    /// the optimizer's gradient scaling, unlike the L2 term, whose gradient Adam divides by
+    /// its running RMS. Visits the parameters in place: nothing is allocated.
+    ///
+    /// # Errors
+    /// [`Error::HyperParameter`] unless `0 <= rate < 1`.
+    ///
+    /// # Example
+    /// ```
+    /// use scratchnet::layers::{Affine, SoftmaxWithLoss};
+    /// use scratchnet::models::Sequential;
+    /// let mut net = Sequential::<f64>::new(Box::new(SoftmaxWithLoss::new()))
+    ///     .push(Box::new(Affine::new(vec![2.0; 4], 2, 2, vec![1.0; 2]).unwrap()));
+    /// net.shrink_weights(0.25).unwrap();
+    /// assert_eq!(net.params()[0].1, &[1.5; 4][..]); // W1 shrunk
+    /// assert_eq!(net.params()[1].1, &[1.0; 2][..]); // b1 untouched
+    /// ```
+    pub fn shrink_weights(&mut self, rate: f64) -> Result<()> {
+        if !(0.0..1.0).contains(&rate) {
+            return Err(Error::HyperParameter {
+                name: "decoupled_weight_decay_rate",
+                value: rate,
+                why: "must be in [0, 1)",
+            });
+        }
+        if rate == 0.0 {
+            return Ok(());
+        }
+        let keep = T::from_f64(1.0 - rate);
+        self.visit_params(&mut |name, w, _| {
+            if name.starts_with('W') {
+                w.iter_mut().for_each(|v| *v *= keep);
+            }
+            Ok(())
+        })
+    }
+
     /// Applies one optimizer step to every parameter with its gradient.
     ///
     /// # Errors
