@@ -626,6 +626,32 @@ fn ema_weights_are_saved_evaluated_and_used_by_eval() {
     assert_unchanged(&out, &before);
 }
 
+/// `train` for one epoch of DeepConvNet at batch 20, seed 1, 2 threads, into `out`, with
+/// `extra` flags and the data arguments `d`.
+fn one_epoch(d: &[String], out: &Path, extra: &[&str]) -> Vec<String> {
+    let o = s(out);
+    [
+        "train",
+        "--model",
+        "deep-conv",
+        "--epochs",
+        "1",
+        "--batch",
+        "20",
+        "--seed",
+        "1",
+        "--threads",
+        "2",
+        "--out",
+        &o,
+    ]
+    .iter()
+    .chain(extra)
+    .map(|a| a.to_string())
+    .chain(d.iter().cloned())
+    .collect()
+}
+
 /// `--label-smoothing`: trains on smoothed targets (other weights than the one-hot run),
 /// records it in the checkpoint, and refuses a value outside [0, 1) before touching
 /// anything. Under an emulator the epoch is one batch of 20 images instead of three.
@@ -633,30 +659,7 @@ fn ema_weights_are_saved_evaluated_and_used_by_eval() {
 fn label_smoothing_changes_training_and_is_checked() {
     let data = Data::with_train("label-smoothing", if emulated() { 20 } else { N_TRAIN });
     let d = data.args();
-    let args = |out: &Path, eps: &str| -> Vec<String> {
-        let o = s(out);
-        [
-            "train",
-            "--model",
-            "deep-conv",
-            "--epochs",
-            "1",
-            "--batch",
-            "20",
-            "--seed",
-            "1",
-            "--threads",
-            "2",
-            "--label-smoothing",
-            eps,
-            "--out",
-            &o,
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .chain(d.iter().cloned())
-        .collect()
-    };
+    let args = |out: &Path, eps: &str| one_epoch(&d, out, &["--label-smoothing", eps]);
     let (plain, smooth) = (data.out("plain"), data.out("smooth"));
     ok(&args(&plain, "0"));
     let stdout = ok(&args(&smooth, "0.2"));
@@ -680,31 +683,8 @@ fn label_smoothing_changes_training_and_is_checked() {
 fn decoupled_weight_decay_changes_training_and_is_checked() {
     let data = Data::with_train("dwd", if emulated() { 20 } else { N_TRAIN });
     let d = data.args();
-    let args = |out: &Path, lambda: &str, optimizer: &str| -> Vec<String> {
-        let o = s(out);
-        [
-            "train",
-            "--model",
-            "deep-conv",
-            "--epochs",
-            "1",
-            "--batch",
-            "20",
-            "--seed",
-            "1",
-            "--threads",
-            "2",
-            "--optimizer",
-            optimizer,
-            "--decoupled-weight-decay",
-            lambda,
-            "--out",
-            &o,
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .chain(d.iter().cloned())
-        .collect()
+    let args = |out: &Path, lambda: &str, optimizer: &str| {
+        one_epoch(&d, out, &["--optimizer", optimizer, "--decoupled-weight-decay", lambda])
     };
     let (plain, decayed) = (data.out("plain"), data.out("decayed"));
     ok(&args(&plain, "0", "adam"));

@@ -161,18 +161,22 @@ impl<T> WindowB<T> {
         for (i, o) in out.iter_mut().enumerate() {
             *o = c * self.plane + ky * self.wp + kx;
             if i + 1 < rows {
-                kx += 1;
-                if kx == self.kw {
-                    kx = 0;
-                    ky += 1;
-                    if ky == self.kh {
-                        ky = 0;
-                        c += 1;
-                    }
-                }
+                (c, ky, kx) = self.next_row((c, ky, kx));
             }
         }
         out
+    }
+
+    /// `(c, ky, kx)` of the row after the row `(c, ky, kx)`.
+    #[inline(always)]
+    fn next_row(&self, (c, ky, kx): (usize, usize, usize)) -> (usize, usize, usize) {
+        if kx + 1 < self.kw {
+            (c, ky, kx + 1)
+        } else if ky + 1 < self.kh {
+            (c, ky + 1, 0)
+        } else {
+            (c + 1, 0, 0)
+        }
     }
 }
 
@@ -523,15 +527,7 @@ unsafe fn pack_b_window<V: GemmVec>(kc: usize, nc: usize, pc: usize, jc: usize, 
                     }
                 }
             }
-            kx += 1;
-            if kx == w.kw {
-                kx = 0;
-                ky += 1;
-                if ky == w.kh {
-                    ky = 0;
-                    c += 1;
-                }
-            }
+            (c, ky, kx) = w.next_row((c, ky, kx));
         }
     }
 }
