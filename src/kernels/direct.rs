@@ -297,7 +297,8 @@ fn flat_images<V: GemmVec, const FB: usize, const NV: usize>(job: DirectFlat<'_,
 }
 
 /// Filters `f0..f0+FB` of one image over its `seg` flat columns: tiles of `NV` vectors,
-/// one tile of the whole vectors left (at most 3: `NV <= 4`), one shifted vector.
+/// then one tile of up to 3 of the whole vectors left, single vectors for any beyond
+/// (only when `NV > 4`), and one vector shifted left to end on the last column.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn flat_block<V: GemmVec, const FB: usize, const NV: usize>(
