@@ -388,30 +388,8 @@ fn resume_continues() {
     assert_eq!(after_one.meta("epoch").unwrap(), "1");
 
     let d = data.args();
-    let resume = |out: &Path, model: &str, optimizer: &str, epochs: &str| -> Vec<String> {
-        let o = s(out);
-        [
-            "train",
-            "--model",
-            model,
-            "--epochs",
-            epochs,
-            "--batch",
-            "20",
-            "--optimizer",
-            optimizer,
-            "--seed",
-            "1",
-            "--threads",
-            "2",
-            "--resume",
-            "--out",
-            &o,
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .chain(d.iter().cloned())
-        .collect()
+    let resume = |out: &Path, model: &str, optimizer: &str, epochs: &str| {
+        train_cmd(&d, model, epochs, out, &["--optimizer", optimizer, "--resume"])
     };
     let stdout = ok(&resume(&out, "simple-conv", "adam", "2"));
     assert!(stdout.contains("resuming simple-conv from epoch 1"), "{stdout}");
@@ -467,31 +445,9 @@ fn weight_decay_is_applied_stored_and_checked() {
     let data = Data::new("weight-decay");
     let d = data.args();
     let run_with = |out: &Path, extra: &[&str], resume: bool| -> Vec<String> {
-        let o = s(out);
-        let mut args: Vec<String> = [
-            "train",
-            "--model",
-            "simple-conv",
-            "--epochs",
-            if resume { "2" } else { "1" },
-            "--batch",
-            "20",
-            "--seed",
-            "1",
-            "--threads",
-            "2",
-            "--out",
-            &o,
-        ]
-        .iter()
-        .chain(extra)
-        .map(|a| a.to_string())
-        .collect();
-        if resume {
-            args.push("--resume".into());
-        }
-        args.extend(d.iter().cloned());
-        args
+        let epochs = if resume { "2" } else { "1" };
+        let resume_flag: &[&str] = if resume { &["--resume"] } else { &[] };
+        train_cmd(&d, "simple-conv", epochs, out, &[extra, resume_flag].concat())
     };
     let (default, none) = (data.out("default"), data.out("none"));
     ok(&run_with(&default, &[], false));
@@ -569,30 +525,7 @@ fn ema_weights_are_saved_evaluated_and_used_by_eval() {
     let data = Data::new("ema");
     let d = data.args();
     let out = data.out("run");
-    let o = s(&out);
-    let train_ema = |decay: &str, epochs: &str| -> Vec<String> {
-        [
-            "train",
-            "--model",
-            "simple-conv",
-            "--epochs",
-            epochs,
-            "--batch",
-            "20",
-            "--seed",
-            "1",
-            "--threads",
-            "2",
-            "--ema",
-            decay,
-            "--out",
-            &o,
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .chain(d.iter().cloned())
-        .collect()
-    };
+    let train_ema = |decay: &str, epochs: &str| train_cmd(&d, "simple-conv", epochs, &out, &["--ema", decay]);
     let stdout = ok(&train_ema("0.9", "2"));
     assert!(stdout.contains("moving average (decay 0.9)"), "{stdout}");
     let ck = Checkpoint::load(&out.join("checkpoint.safetensors")).unwrap();
@@ -626,16 +559,16 @@ fn ema_weights_are_saved_evaluated_and_used_by_eval() {
     assert_unchanged(&out, &before);
 }
 
-/// `train` for one epoch of DeepConvNet at batch 20, seed 1, 2 threads, into `out`, with
+/// `train --model MODEL --epochs EPOCHS` at batch 20, seed 1, 2 threads, into `out`, with
 /// `extra` flags and the data arguments `d`.
-fn one_epoch(d: &[String], out: &Path, extra: &[&str]) -> Vec<String> {
+fn train_cmd(d: &[String], model: &str, epochs: &str, out: &Path, extra: &[&str]) -> Vec<String> {
     let o = s(out);
     [
         "train",
         "--model",
-        "deep-conv",
+        model,
         "--epochs",
-        "1",
+        epochs,
         "--batch",
         "20",
         "--seed",
@@ -650,6 +583,11 @@ fn one_epoch(d: &[String], out: &Path, extra: &[&str]) -> Vec<String> {
     .map(|a| a.to_string())
     .chain(d.iter().cloned())
     .collect()
+}
+
+/// [`train_cmd`] for one epoch of DeepConvNet.
+fn one_epoch(d: &[String], out: &Path, extra: &[&str]) -> Vec<String> {
+    train_cmd(d, "deep-conv", "1", out, extra)
 }
 
 /// `--label-smoothing`: trains on smoothed targets (other weights than the one-hot run),
