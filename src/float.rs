@@ -19,7 +19,7 @@ pub(crate) mod sealed {
         #[cfg(target_arch = "x86_64")]
         type Avx2: crate::simd::Vector<E = Self>;
         #[cfg(target_arch = "x86_64")]
-        type Avx512: crate::simd::GemmVec<E = Self>;
+        type Avx512: crate::simd::TransformVec<E = Self>;
         #[cfg(target_arch = "aarch64")]
         type Neon: crate::simd::Vector<E = Self>;
 

@@ -1,4 +1,5 @@
-//! AVX-512F vectors for the GEMM micro-kernel only: 16 x f32 and 8 x f64.
+//! AVX-512F vectors for the GEMM micro-kernel and the Winograd transforms only: 16 x f32
+//! and 8 x f64.
 //!
 //! These types are only instantiated inside the GEMM's
 //! `#[target_feature(enable = "avx2,fma,avx512f")]` trampoline, which runs after
@@ -7,7 +8,7 @@
 
 use std::arch::x86_64::*;
 
-use super::GemmVec;
+use super::{GemmVec, TransformVec};
 
 /// 16 x f32 in a `__m512`.
 #[derive(Debug, Clone, Copy)]
@@ -101,4 +102,116 @@ avx512_gemm_vec!(
     _mm512_mask_mov_pd,
     _mm512_setzero_pd,
     _mm512_reduce_add_pd
+);
+
+macro_rules! avx512_transform_vec {
+    ($t:ident, $e:ty, $lanes:expr, $idx:ty, $sub:ident, $perm:ident, $cmp:ident, $movm:ident) => {
+        impl TransformVec for $t {
+            #[inline(always)]
+            fn sub(self, o: Self) -> Self {
+                // SAFETY: AVX-512F is enabled by the trampoline this is inlined into.
+                unsafe { Self($sub(self.0, o.0)) }
+            }
+            #[inline(always)]
+            unsafe fn load_deinterleave(p: *const $e) -> (Self, Self) {
+                const EVEN: [$idx; $lanes] = {
+                    let mut a = [0; $lanes];
+                    let mut i = 0;
+                    while i < $lanes {
+                        a[i] = (2 * i) as $idx;
+                        i += 1;
+                    }
+                    a
+                };
+                const ODD: [$idx; $lanes] = {
+                    let mut a = [0; $lanes];
+                    let mut i = 0;
+                    while i < $lanes {
+                        a[i] = (2 * i + 1) as $idx;
+                        i += 1;
+                    }
+                    a
+                };
+                // SAFETY: the caller guarantees `p..p+2*LANES` is readable; the index
+                // arrays hold LANES elements, 64 bytes; AVX-512F is enabled.
+                unsafe {
+                    let (a, b) = (
+                        <Self as GemmVec>::load(p).0,
+                        <Self as GemmVec>::load(p.add($lanes)).0,
+                    );
+                    let (ie, io) = (
+                        _mm512_loadu_si512(EVEN.as_ptr().cast()),
+                        _mm512_loadu_si512(ODD.as_ptr().cast()),
+                    );
+                    (Self($perm(a, ie, b)), Self($perm(a, io, b)))
+                }
+            }
+            #[inline(always)]
+            unsafe fn store_interleave(p: *mut $e, even: Self, odd: Self) {
+                // Lane i of the low half takes even[i/2] or odd[i/2]; the high half the
+                // same from LANES/2 on (indices >= LANES pick from `odd`).
+                const LO: [$idx; $lanes] = {
+                    let mut a = [0; $lanes];
+                    let mut i = 0;
+                    while i < $lanes {
+                        a[i] = (i / 2 + (i % 2) * $lanes) as $idx;
+                        i += 1;
+                    }
+                    a
+                };
+                const HI: [$idx; $lanes] = {
+                    let mut a = [0; $lanes];
+                    let mut i = 0;
+                    while i < $lanes {
+                        a[i] = ($lanes / 2 + i / 2 + (i % 2) * $lanes) as $idx;
+                        i += 1;
+                    }
+                    a
+                };
+                // SAFETY: the caller guarantees `p..p+2*LANES` is writable; the index
+                // arrays hold 64 bytes each; AVX-512F is enabled.
+                unsafe {
+                    let (il, ih) = (
+                        _mm512_loadu_si512(LO.as_ptr().cast()),
+                        _mm512_loadu_si512(HI.as_ptr().cast()),
+                    );
+                    Self($perm(even.0, il, odd.0)).store(p);
+                    Self($perm(even.0, ih, odd.0)).store(p.add($lanes));
+                }
+            }
+            #[inline(always)]
+            fn max_step(best: Self, bi: Self, cand: Self, ci: Self) -> (Self, Self) {
+                // SAFETY: AVX-512F is enabled. `cand` takes over where it is greater, or
+                // NaN where `best` is not (Vector::takes_over).
+                unsafe {
+                    let gt = $cmp::<_CMP_GT_OQ>(cand.0, best.0);
+                    let cand_nan = $cmp::<_CMP_UNORD_Q>(cand.0, cand.0);
+                    let best_nan = $cmp::<_CMP_UNORD_Q>(best.0, best.0);
+                    let take = gt | (cand_nan & !best_nan);
+                    (Self($movm(best.0, take, cand.0)), Self($movm(bi.0, take, ci.0)))
+                }
+            }
+        }
+    };
+}
+
+avx512_transform_vec!(
+    Avx512F32,
+    f32,
+    16,
+    i32,
+    _mm512_sub_ps,
+    _mm512_permutex2var_ps,
+    _mm512_cmp_ps_mask,
+    _mm512_mask_mov_ps
+);
+avx512_transform_vec!(
+    Avx512F64,
+    f64,
+    8,
+    i64,
+    _mm512_sub_pd,
+    _mm512_permutex2var_pd,
+    _mm512_cmp_pd_mask,
+    _mm512_mask_mov_pd
 );

@@ -26,7 +26,7 @@ pub use denormals::set_flush_denormals;
 pub(crate) use lanes::{MAX_LANES, lanes};
 pub use peak::fma_peak_gflops;
 pub(crate) use scalar::Scalar;
-pub(crate) use vector::{GemmVec, Job, Vector};
+pub(crate) use vector::{GemmVec, Job, TransformVec, Vector};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;

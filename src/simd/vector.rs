@@ -220,3 +220,47 @@ impl<V: Vector> GemmVec for V {
         <V as Vector>::reduce_sum(self)
     }
 }
+
+/// What the Winograd transforms need beyond [`GemmVec`]: implemented by every [`Vector`]
+/// and by the AVX-512 types, so that the transforms run 512 bits wide where the CPU has
+/// AVX-512. Every operation is lane-wise, so results do not depend on the width.
+pub trait TransformVec: GemmVec {
+    /// Lane-wise `self - o`.
+    fn sub(self, o: Self) -> Self;
+    /// Loads `2*LANES` elements from `p` and splits them into the even-indexed and the
+    /// odd-indexed ones, each in order.
+    ///
+    /// # Safety
+    /// `p..p+2*LANES` must be readable.
+    unsafe fn load_deinterleave(p: *const Self::E) -> (Self, Self);
+    /// Stores `even` and `odd` interleaved to `2*LANES` elements at `p`.
+    ///
+    /// # Safety
+    /// `p..p+2*LANES` must be writable.
+    unsafe fn store_interleave(p: *mut Self::E, even: Self, odd: Self);
+    /// One max-pooling step under the crate's NaN policy ([`Vector::takes_over`]): where
+    /// candidate `cand` takes over `best`, `(cand, ci)` replace `(best, bi)`.
+    fn max_step(best: Self, bi: Self, cand: Self, ci: Self) -> (Self, Self);
+}
+
+impl<V: Vector> TransformVec for V {
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        <V as Vector>::sub(self, o)
+    }
+    #[inline(always)]
+    unsafe fn load_deinterleave(p: *const Self::E) -> (Self, Self) {
+        // SAFETY: same contract as Vector::load_deinterleave.
+        unsafe { <V as Vector>::load_deinterleave(p) }
+    }
+    #[inline(always)]
+    unsafe fn store_interleave(p: *mut Self::E, even: Self, odd: Self) {
+        // SAFETY: same contract as Vector::store_interleave.
+        unsafe { <V as Vector>::store_interleave(p, even, odd) }
+    }
+    #[inline(always)]
+    fn max_step(best: Self, bi: Self, cand: Self, ci: Self) -> (Self, Self) {
+        let take = best.takes_over(cand);
+        (V::select(take, cand, best), V::select(take, ci, bi))
+    }
+}
