@@ -1154,6 +1154,17 @@ fn check_conv_on<T: Elem>(isa: Isa, g: &ConvGeometry, seed: u64) -> Result<(), S
             &out,
             &cast::<T>(&pooled),
         )?;
+        // The arg-max wherever the pooled value is positive (where the backward uses it;
+        // elsewhere the fused layer ranks the pre-activations, the naive pooling zeros).
+        let (got_args, want_args): (Vec<u32>, Vec<u32>) = (0..pooled.len())
+            .filter(|&i| pooled[i] > 0.0)
+            .map(|i| (arg[i], args[i]))
+            .unzip();
+        check_args(
+            &format!("{isa:?} fused conv-relu-pool arg-max {g:?}"),
+            &got_args,
+            &want_args,
+        )?;
     }
     Ok(())
 }
@@ -1180,6 +1191,45 @@ fn conv_direct_exact_on_every_isa() {
             (
                 check_conv_on::<f32>(isa, &g, 301 + i as u64),
                 check_conv_on::<f64>(isa, &g, 401 + i as u64),
+            )
+        }) {
+            ok(r.0.map_err(|e| format!("case {i} f32 on {isa:?}: {e}")));
+            ok(r.1.map_err(|e| format!("case {i} f64 on {isa:?}: {e}")));
+        }
+    }
+}
+
+/// The Winograd `F(2x2, 3x3)` convolution (3x3, stride 1, even output sides, at least 8
+/// channels and 16 tiles per image), exactly on every ISA: its transforms only halve, so
+/// small integers stay exact. DeepConvNet's conv2-conv6 at small batches (groups of
+/// several images with a short last one on the 8x8 layers), the fused pooling on each;
+/// the data gradient where the filters number at least 8; the weight gradient from 32
+/// channels and filters on (conv4-conv6, and 33 x 35 with remainders of every block);
+/// filter counts of 9 and 11; wide and tall images; and the threshold cases: exactly 8
+/// channels and exactly 16 tiles.
+#[test]
+fn conv_winograd_exact_on_every_isa() {
+    // (input, filters, pad)
+    type Case = ([usize; 4], usize, usize);
+    let shapes: [Case; 11] = [
+        ([2, 16, 28, 28], 16, 1),
+        ([3, 16, 14, 14], 32, 1),
+        ([2, 32, 14, 14], 32, 2),
+        ([6, 32, 8, 8], 64, 1),
+        ([5, 64, 8, 8], 64, 1),
+        ([3, 33, 8, 10], 35, 1),
+        ([2, 8, 10, 6], 9, 1),
+        ([2, 8, 8, 6], 11, 1),
+        ([1, 9, 12, 30], 8, 0),
+        ([2, 12, 22, 4], 8, 1),
+        ([2, 10, 14, 14], 5, 2),
+    ];
+    for (i, (dims, f, p)) in shapes.into_iter().enumerate() {
+        let g = ConvGeometry::new(dims, f, [3, 3], 1, p).expect("valid geometry");
+        for (isa, r) in per_isa(|isa| {
+            (
+                check_conv_on::<f32>(isa, &g, 501 + i as u64),
+                check_conv_on::<f64>(isa, &g, 601 + i as u64),
             )
         }) {
             ok(r.0.map_err(|e| format!("case {i} f32 on {isa:?}: {e}")));

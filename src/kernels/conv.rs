@@ -11,6 +11,13 @@
 //! (stride 1, wide images) and their data gradient (a convolution of `dout` with the
 //! flipped filters) run the padded-width direct kernel.
 //!
+//! 3x3 stride-1 layers with even output sides and at least 8 channels (DeepConvNet's
+//! conv2-conv6) run forward, and their data gradient, as Winograd `F(2x2, 3x3)`
+//! convolutions (`winograd.rs`): 16 multiplications per 2x2 outputs and channel instead
+//! of 36; the fused conv-ReLU-pool forward pools each 2x2 tile as it is transformed back.
+//! From 32 channels and filters on (conv4-conv6), the weight gradient is a Winograd one as
+//! well. Results differ from the direct sums by rounding only.
+//!
 //! 1x1 / stride-1 / pad-0 convolutions skip im2col: the image already is its column matrix.
 //! Images are processed in chunks (see [`crate::kernels::par`]) with one workspace each.
 
@@ -25,11 +32,15 @@ use crate::kernels::gemm::{
 use crate::kernels::geometry::PoolGeometry;
 use crate::kernels::geometry::{ConvGeometry, WindowGeometry};
 use crate::kernels::im2col::{
-    col2im_group_on, col2im_window_on, compact_image_on, expand_group_on, im2col_group_on, im2col_group_padded_len,
-    pad_group_on,
+    col2im_group_on, col2im_window_on, compact_image_on, compact_split_on, expand_group_on, im2col_group_on,
+    im2col_group_padded_len, pad_group_on,
 };
 use crate::kernels::maxpool::{pool_planes, pool2x2_pitched, pools_pitched};
 use crate::kernels::par::{chunking, for_each_chunk1, for_each_chunk2, for_each_chunk3};
+use crate::kernels::winograd::{
+    WinogradOut, winograd_applies, winograd_dw_finish, winograd_dw_on, winograd_dw_ws_len, winograd_filters,
+    winograd_filters_len, winograd_flat_on, winograd_ws_len,
+};
 
 /// True when the convolution needs no im2col (1x1 window, stride 1, no padding).
 fn is_pointwise(g: &ConvGeometry) -> bool {
@@ -103,14 +114,36 @@ fn group_copy<T: Float>(group: &[T], image: &mut [T], j: usize, p: usize, ld: us
     }
 }
 
-/// Scratch elements of the filter matrix `W` (`FN x K`) packed for the GEMM, once per call.
+/// Scratch elements of the filter matrix `W` (`FN x K`) packed for the GEMM, once per call;
+/// or, when the forward is a Winograd convolution ([`winograd_forward`]), of the filters
+/// transposed and then transformed.
 fn packed_w_len<T>(g: &ConvGeometry) -> usize {
-    cache_round::<T>(packed_a_len_max(g.filters, g.window.col_rows()))
+    let packed = cache_round::<T>(packed_a_len_max(g.filters, g.window.col_rows()));
+    if winograd_forward(g) {
+        packed.max(cache_round::<T>(g.weight_len()).saturating_add(winograd_filters_len(&g.window, g.filters)))
+    } else {
+        packed
+    }
 }
 
-/// Scratch elements of `W^T` (`K x FN`) packed for the GEMM, once per backward call.
+/// Whether the implicit-im2col forward of `g` is a Winograd `F(2x2, 3x3)` convolution
+/// (`winograd.rs`): stride-1 3x3 layers with even output sides and at least 8 channels,
+/// DeepConvNet's conv2-conv6.
+fn winograd_forward(g: &ConvGeometry) -> bool {
+    implicit(g) && winograd_applies(&g.window)
+}
+
+/// Scratch elements of `W^T` (`K x FN`) packed for the GEMM, once per backward call; or,
+/// when the data gradient is a Winograd convolution ([`dx_direct`]), of the flipped
+/// filters and their transform.
 fn packed_wt_len<T>(g: &ConvGeometry) -> usize {
-    cache_round::<T>(packed_a_len_max(g.window.col_rows(), g.filters))
+    let packed = cache_round::<T>(packed_a_len_max(g.window.col_rows(), g.filters));
+    match dx_direct::<T>(g) {
+        Some(tw) if winograd_applies(&tw) => {
+            packed.max(cache_round::<T>(g.weight_len()).saturating_add(winograd_filters_len(&tw, g.window.channels)))
+        }
+        _ => packed,
+    }
 }
 
 /// Scratch elements [`conv2d_forward`] needs for geometry `g`.
@@ -158,8 +191,13 @@ fn implicit_seg(g: &ConvGeometry) -> usize {
 fn forward_slots<T>(g: &ConvGeometry) -> [usize; 3] {
     let nb = group_images(g);
     if implicit(g) {
+        let wino = if winograd_forward(g) {
+            winograd_ws_len(&g.window, g.filters, nb)
+        } else {
+            0
+        };
         return [
-            0,
+            cache_round::<T>(wino),
             cache_round::<T>(g.filters.saturating_mul(nb).saturating_mul(implicit_seg(g))),
             cache_round::<T>(im2col_group_padded_len(&g.window, nb).saturating_add(g.window.kw - 1)),
         ];
@@ -225,36 +263,71 @@ fn explicit_col<'c, T: Float>(
     }
 }
 
-/// The implicit-im2col convolution of `cnt` images `xs`: pads them into `padded`, then
-/// `z <- W * B` with `B` read in place from the padded images, either by the direct
-/// kernel (`wt`, the filters transposed) or by the packed GEMM (`wmat`); returns `z`'s
-/// used front `(FN, cnt*OH*(W+2p))`. Slot lengths are [`forward_slots`]'.
+/// The implicit-im2col convolution of `cnt` images `xs` into `z`'s front
+/// `(FN, cnt*OH*(W+2p))`, which it returns: by the Winograd convolution (with `wino` as
+/// its workspace; its rows split, see [`compact_group_image`]), or by padding the images
+/// into `padded` and reading the column matrix `B` in place from them, with the direct
+/// kernel or the packed GEMM, as `filters` says. Slot lengths are [`forward_slots`]'.
 #[allow(clippy::too_many_arguments)]
 fn implicit_gemm<'z, T: Float>(
     isa: crate::simd::Isa,
     g: &ConvGeometry,
-    wt: Option<&[T]>,
-    wmat: Option<&PackedA<'_, T>>,
+    filters: &ForwardFilters<'_, T>,
     xs: &[T],
     cnt: usize,
+    wino: &mut [T],
     padded: &mut [T],
     z: &'z mut [T],
 ) -> &'z [T] {
     let win = &g.window;
     let (hp, wp) = (win.height + 2 * win.pad, win.width + 2 * win.pad);
-    let padded = &mut padded[..im2col_group_padded_len(win, cnt) + win.kw - 1];
-    pad_group_on(isa, win, xs, padded);
     let ld = cnt * implicit_seg(g);
     let z = &mut z[..g.filters * ld];
-    if let Some(wt) = wt {
+    if let ForwardFilters::Winograd(u) = filters {
+        winograd_flat_on(isa, win, xs, cnt, u, g.filters, WinogradOut::Rows(z), wino);
+        return z;
+    }
+    let padded = &mut padded[..im2col_group_padded_len(win, cnt) + win.kw - 1];
+    pad_group_on(isa, win, xs, padded);
+    if let ForwardFilters::Direct(wt) = filters {
         direct_flat_on(isa, win, padded, cnt, wt, g.filters, z, ld);
         return z;
     }
     let bmat =
         PaddedImages::new(padded, [cnt, win.channels, hp, wp], [win.kh, win.kw]).expect("slot sized for the group");
-    let wmat = wmat.expect("one of the filter layouts");
-    gemm_packed_window(T::ONE, wmat, &bmat, T::ZERO, MatMut::row_major(z, g.filters, ld)).expect("shapes checked");
+    gemm_packed_window(
+        T::ONE,
+        filters.packed(),
+        &bmat,
+        T::ZERO,
+        MatMut::row_major(z, g.filters, ld),
+    )
+    .expect("shapes checked");
     z
+}
+
+/// Copies image `j`'s valid outputs `(FN, OH, OW)` into `out_n` from a group's output
+/// `zg` `(FN, ld)` on the padded width (`win` is the convolution's window): rows in order,
+/// image `j` from column `j*OH*(W+2p)`; or, when `split` (the Winograd convolution,
+/// [`WinogradOut::Rows`]), each plane's even rows in the first half of `zg` and its odd
+/// rows in the second.
+fn compact_group_image<T: Float>(
+    isa: crate::simd::Isa,
+    win: &WindowGeometry,
+    zg: &[T],
+    fnum: usize,
+    j: usize,
+    split: bool,
+    out_n: &mut [T],
+) {
+    let wp = win.width + 2 * win.pad;
+    let seg = win.out_h * wp;
+    let ld = zg.len() / fnum;
+    if split {
+        compact_split_on(isa, &zg[j * seg / 2..], ld / 2, fnum * ld / 2, wp, win, out_n);
+    } else {
+        compact_image_on(isa, &zg[j * seg..], ld, wp, win, out_n);
+    }
 }
 
 /// Largest zero-padded image (bytes) the implicit-im2col forward convolves directly
@@ -298,23 +371,50 @@ fn direct_filters<'w, T: Float>(w: &[T], fnum: usize, wbuf: &'w mut [T]) -> &'w 
     wt
 }
 
-/// The filters as the forward needs them, in `wbuf` (the packed-`W` slot): transposed
-/// for the direct kernel when [`flat_direct`] takes `g`, else packed for the GEMM.
-#[allow(clippy::type_complexity)]
+/// The filters in the layout the forward's kernel reads.
+enum ForwardFilters<'w, T> {
+    /// Transposed, `(K, FN)`, for the padded-width direct kernel ([`flat_direct`]).
+    Direct(&'w [T]),
+    /// Transformed, `(16, C, FN)`, for the Winograd convolution ([`winograd_forward`]).
+    Winograd(&'w [T]),
+    /// Packed for the GEMM.
+    Packed(PackedA<'w, T>),
+}
+
+impl<'w, T> ForwardFilters<'w, T> {
+    /// The packed GEMM operand; the explicit-im2col path always packs.
+    fn packed(&self) -> &PackedA<'w, T> {
+        match self {
+            Self::Packed(a) => a,
+            _ => unreachable!("the explicit im2col path packs its filters"),
+        }
+    }
+}
+
+/// The filters as the forward needs them, in `wbuf` (the packed-`W` slot): transformed
+/// for the Winograd convolution when [`winograd_forward`] takes `g`, transposed for the
+/// direct kernel when [`flat_direct`] does, else packed for the GEMM.
 fn filter_layouts<'w, T: Float>(
     isa: crate::simd::Isa,
     g: &ConvGeometry,
     w: &[T],
     wbuf: &'w mut [T],
-) -> Result<(Option<&'w [T]>, Option<PackedA<'w, T>>)> {
+) -> Result<ForwardFilters<'w, T>> {
+    if winograd_forward(g) {
+        let (wt, u) = wbuf.split_at_mut(cache_round::<T>(w.len()));
+        let u = &mut u[..winograd_filters_len(&g.window, g.filters)];
+        winograd_filters(direct_filters(w, g.filters, wt), g.window.channels, g.filters, u);
+        return Ok(ForwardFilters::Winograd(u));
+    }
     if flat_direct::<T>(isa, g) {
-        return Ok((Some(direct_filters(w, g.filters, wbuf)), None));
+        return Ok(ForwardFilters::Direct(direct_filters(w, g.filters, wbuf)));
     }
     let k = g.window.col_rows();
-    Ok((
-        None,
-        Some(PackedA::pack(isa, MatRef::row_major(w, g.filters, k), wbuf)?),
-    ))
+    Ok(ForwardFilters::Packed(PackedA::pack(
+        isa,
+        MatRef::row_major(w, g.filters, k),
+        wbuf,
+    )?))
 }
 
 /// Fewest columns per image (`OH*(W+2p)`) for which the backward computes the weight
@@ -352,16 +452,22 @@ fn dx_direct<T>(g: &ConvGeometry) -> Option<WindowGeometry> {
     debug_assert!(tw.out_h == win.height && tw.out_w == win.width);
     let seg = tw.out_h.saturating_mul(tw.width + 2 * tw.pad);
     let bytes = im2col_group_padded_len(&tw, 1).saturating_mul(std::mem::size_of::<T>());
-    (seg >= FLAT_MIN_COLUMNS && bytes <= FLAT_IMAGE_BYTES).then_some(tw)
+    (winograd_applies(&tw) || (seg >= FLAT_MIN_COLUMNS && bytes <= FLAT_IMAGE_BYTES)).then_some(tw)
 }
 
 /// Per-chunk workspace of [`direct_dx`] for groups of `nb` images: the output on the
-/// padded width `(C, nb*H*(OW+2p'))`, then the group's padded `dout` and `FW - 1` zeros.
+/// padded width `(C, nb*H*(OW+2p'))`, then the group's padded `dout` and `FW - 1` zeros,
+/// or the Winograd convolution's workspace.
 fn direct_dx_slots<T>(tw: &WindowGeometry, channels: usize, nb: usize) -> [usize; 2] {
     let seg = tw.out_h.saturating_mul(tw.width + 2 * tw.pad);
+    let second = if winograd_applies(tw) {
+        winograd_ws_len(tw, channels, nb)
+    } else {
+        im2col_group_padded_len(tw, nb).saturating_add(tw.kw - 1)
+    };
     [
         cache_round::<T>(channels.saturating_mul(nb).saturating_mul(seg)),
-        cache_round::<T>(im2col_group_padded_len(tw, nb).saturating_add(tw.kw - 1)),
+        cache_round::<T>(second),
     ]
 }
 
@@ -385,7 +491,9 @@ fn flip_filters<T: Float>(g: &ConvGeometry, w: &[T], wf: &mut [T]) {
 /// The data gradient of `cnt` images by the direct kernel: pads their `douts` by the
 /// transposed window `tw` ([`dx_direct`]), convolves them with the flipped filters `wf`
 /// ([`flip_filters`]) on the padded width, and copies the valid columns into `dxs`
-/// `(cnt, C, H, W)`. `ws` holds [`direct_dx_slots`] for at least `cnt` images.
+/// `(cnt, C, H, W)`. Where [`winograd_applies`] to `tw`, the convolution is the Winograd
+/// one and `wf` holds the flipped filters' transform ([`winograd_filters`]). `ws` holds
+/// [`direct_dx_slots`] for at least `cnt` images.
 #[allow(clippy::too_many_arguments)]
 fn direct_dx<T: Float>(
     isa: crate::simd::Isa,
@@ -402,6 +510,15 @@ fn direct_dx<T: Float>(
     let seg = tw.out_h * wp;
     let ld = cnt * seg;
     let (z, padded) = ws.split_at_mut(direct_dx_slots::<T>(tw, channels, nb)[0]);
+    if winograd_applies(tw) {
+        let z = &mut z[..channels * ld];
+        winograd_flat_on(isa, tw, douts, cnt, wf, channels, WinogradOut::Rows(z), padded);
+        let img = dxs.len() / cnt.max(1);
+        for (j, dx_n) in dxs.chunks_exact_mut(img).enumerate() {
+            compact_group_image(isa, tw, z, channels, j, true, dx_n);
+        }
+        return;
+    }
     let padded = &mut padded[..im2col_group_padded_len(tw, cnt) + tw.kw - 1];
     pad_group_on(isa, tw, douts, padded);
     let z = &mut z[..channels * ld];
@@ -474,7 +591,7 @@ pub fn conv2d_forward<T: Float>(
         });
         return Ok(());
     }
-    let (wt, wmat) = filter_layouts(isa, g, w, wbuf)?;
+    let filters = filter_layouts(isa, g, w, wbuf)?;
     let (nb, [col_slot, z_slot, _]) = (group_images(g), forward_slots::<T>(g));
     let run = |ci: usize, ws: &mut [T], out_chunk: &mut [T]| {
         let (col, rest) = ws.split_at_mut(col_slot.min(ws.len()));
@@ -489,22 +606,22 @@ pub fn conv2d_forward<T: Float>(
                 let zg = implicit_gemm(
                     isa,
                     g,
-                    wt,
-                    wmat.as_ref(),
+                    &filters,
                     &x[first * img..(first + cnt) * img],
                     cnt,
+                    col,
                     padded,
                     z,
                 );
-                let ld = zg.len() / fnum;
+                let split = matches!(filters, ForwardFilters::Winograd(_));
                 for (j, out_n) in outs.chunks_exact_mut(oimg).enumerate() {
-                    compact_image_on(isa, &zg[j * implicit_seg(g)..], ld, win.width + 2 * win.pad, win, out_n);
+                    compact_group_image(isa, win, zg, fnum, j, split, out_n);
                     apply_bias_epilogue(isa, out_n, b, p, epilogue);
                 }
                 continue;
             }
             let colm = explicit_col(isa, g, &x[first * img..(first + cnt) * img], cnt, padded, col);
-            let wmat = wmat.as_ref().expect("packed for the explicit path");
+            let wmat = filters.packed();
             if cnt == 1 {
                 gemm_packed(T::ONE, wmat, colm, T::ZERO, MatMut::row_major(outs, fnum, p)).expect("shapes checked");
             } else {
@@ -552,12 +669,19 @@ fn backward_slots<T>(g: &ConvGeometry) -> [usize; 5] {
             Some(tw) => total(&direct_dx_slots::<T>(&tw, g.window.channels, nb)),
             None => cache_round::<T>(g.window.col_rows().saturating_mul(cols)),
         };
+        // With the Winograd weight gradient, its workspace, and its sums `dU` in place
+        // of `dW^T`.
+        let wino = if winograd_dw(g) {
+            winograd_dw_ws_len(&g.window, g.filters, nb)
+        } else {
+            0
+        };
         return [
-            0,
+            cache_round::<T>(wino),
             dcol,
             cache_round::<T>(g.filters.saturating_mul(cols)),
             cache_round::<T>(im2col_group_padded_len(&g.window, nb).saturating_add(g.window.kw - 1)),
-            cache_round::<T>(g.weight_len().saturating_add(g.filters)),
+            cache_round::<T>(dw_acc_len(g).saturating_add(g.filters)),
         ];
     }
     let cols = if is_pointwise(g) {
@@ -575,8 +699,33 @@ fn backward_slots<T>(g: &ConvGeometry) -> [usize; 5] {
         cache_round::<T>(cols),
         cache_round::<T>(dgroup),
         padded_slot::<T>(g, nb),
-        cache_round::<T>(g.weight_len().saturating_add(g.filters)),
+        cache_round::<T>(dw_acc_len(g).saturating_add(g.filters)),
     ]
+}
+
+/// Fewest input channels and filters for the Winograd weight gradient
+/// ([`winograd_dw`]): its 16 products `dU_xi (C x FN) += V_xi Z_xi^T` per group are small
+/// GEMMs, which on DeepConvNet's 16-channel conv2 and conv3 measured slower than the
+/// GEMM over the padded images (conv2 3.39 against 2.65 ms, conv3 1.54 against 1.43, in
+/// `cargo bench --bench layers -- backward_weights`), and faster from conv4 on (2.45
+/// against 3.17 ms).
+const WINOGRAD_DW_MIN: usize = 32;
+
+/// Whether the backward computes the weight gradient by Winograd `F(2x2, 3x3)`
+/// ([`winograd_dw_on`]): layers [`winograd_forward`] takes, with at least
+/// [`WINOGRAD_DW_MIN`] channels and filters.
+fn winograd_dw(g: &ConvGeometry) -> bool {
+    winograd_forward(g) && g.window.channels.min(g.filters) >= WINOGRAD_DW_MIN
+}
+
+/// Elements of a chunk's weight-gradient sums: `dW^T` `(K, FN)`, or `dU` `(16, C, FN)`
+/// when the weight gradient is a Winograd one ([`winograd_dw`]).
+fn dw_acc_len(g: &ConvGeometry) -> usize {
+    if winograd_dw(g) {
+        winograd_filters_len(&g.window, g.filters)
+    } else {
+        g.weight_len()
+    }
 }
 
 /// Convolution backward.
@@ -627,12 +776,20 @@ pub fn conv2d_backward<T: Float>(
     let slots = backward_slots::<T>(g);
     let per_chunk = total(&slots);
     let nb = group_images(g);
+    let (wino_dw, dacc) = (winograd_dw(g), dw_acc_len(g));
     let (wbuf, scratch) = scratch[..need].split_at_mut(packed_wt_len::<T>(g));
     let want_dx = dx.is_some();
     // For dx: the flipped filters of the direct kernel, or W^T (K x FN) packed once for
     // every image's GEMM.
     let dx_win = dx_direct::<T>(g).filter(|_| want_dx);
-    let (wt, wflip) = match dx_win {
+    let (wt, wflip) = match dx_win.as_ref() {
+        Some(tw) if winograd_applies(tw) => {
+            let (wf, u) = wbuf.split_at_mut(cache_round::<T>(w.len()));
+            flip_filters(g, w, &mut wf[..w.len()]);
+            let u = &mut u[..winograd_filters_len(tw, win.channels)];
+            winograd_filters(&wf[..w.len()], fnum, win.channels, u);
+            (None, Some(&*u))
+        }
         Some(_) => {
             let wf = &mut wbuf[..w.len()];
             flip_filters(g, w, wf);
@@ -647,8 +804,8 @@ pub fn conv2d_backward<T: Float>(
         let (dcol, rest) = rest.split_at_mut(slots[1]);
         let (dgroup, rest) = rest.split_at_mut(slots[2]);
         let (padded, rest) = rest.split_at_mut(slots[3]);
-        // This chunk's dW^T (K x FN) and db.
-        let (dwt_part, db_part) = rest[..fnum * k + fnum].split_at_mut(fnum * k);
+        // This chunk's dW^T (K x FN), or dU (16, C, FN), and db.
+        let (dwt_part, db_part) = rest[..dacc + fnum].split_at_mut(dacc);
         dwt_part.fill(T::ZERO);
         db_part.fill(T::ZERO);
         let images = if want_dx {
@@ -670,11 +827,20 @@ pub fn conv2d_backward<T: Float>(
                 let (hp, wp) = (win.height + 2 * win.pad, win.width + 2 * win.pad);
                 let seg = implicit_seg(g);
                 let ld = cnt * seg;
+                let xs = &x[first * img..(first + cnt) * img];
+                // The padded images and the spread dout: for the weight gradient unless it
+                // is a Winograd one, for the data gradient unless it is direct.
+                let spread = !wino_dw || (want_dx && dx_win.is_none());
                 let padded = &mut padded[..im2col_group_padded_len(win, cnt) + win.kw - 1];
-                pad_group_on(isa, win, &x[first * img..(first + cnt) * img], padded);
                 let dgroup = &mut dgroup[..fnum * ld];
-                expand_group_on(isa, douts, cnt, wp, win, dgroup);
-                if seg >= DW_MIN_COLUMNS {
+                if spread {
+                    pad_group_on(isa, win, xs, padded);
+                    expand_group_on(isa, douts, cnt, wp, win, dgroup);
+                }
+                if wino_dw {
+                    // dU += the Winograd products of the images and their dout.
+                    winograd_dw_on(isa, win, xs, douts, cnt, fnum, dwt_part, col);
+                } else if seg >= DW_MIN_COLUMNS {
                     // dW^T += the direct kernel's sums over the padded width.
                     direct_dw_on(isa, win, padded, cnt, dgroup, ld, fnum, dwt_part);
                 } else {
@@ -758,20 +924,59 @@ pub fn conv2d_backward<T: Float>(
     }
     let off = slots[0] + slots[1] + slots[2] + slots[3];
     let (first, rest) = scratch.split_at_mut(per_chunk);
-    let acc = &mut first[off..off + fnum * k + fnum];
+    let acc = &mut first[off..off + dacc + fnum];
     for ws in rest.chunks_exact(per_chunk).take(chunks - 1) {
-        for (a, v) in acc.iter_mut().zip(&ws[off..off + fnum * k + fnum]) {
+        for (a, v) in acc.iter_mut().zip(&ws[off..off + dacc + fnum]) {
             *a += *v;
         }
     }
-    let (dwt, db_sum) = acc.split_at(fnum * k);
-    for (kk, row) in dwt.chunks_exact(fnum).enumerate() {
-        for (f, v) in row.iter().enumerate() {
-            dw[f * k + kk] = *v;
+    let (dwt, db_sum) = acc.split_at(dacc);
+    if wino_dw {
+        winograd_dw_finish(dwt, win.channels, fnum, dw);
+    } else {
+        for (kk, row) in dwt.chunks_exact(fnum).enumerate() {
+            for (f, v) in row.iter().enumerate() {
+                dw[f * k + kk] = *v;
+            }
         }
     }
     db.copy_from_slice(db_sum);
     Ok(())
+}
+
+/// Elements of each of [`WinogradOut::Pool`]'s slices for `cnt` images of `g`.
+fn winograd_pool_len(g: &ConvGeometry, cnt: usize) -> usize {
+    crate::kernels::winograd::winograd_out_len(&g.window, g.filters, cnt) / 4
+}
+
+/// Copies image `j`'s pooled maxima and arg-max indices out of the Winograd convolution's
+/// [`WinogradOut::Pool`] slices (for `cnt` images) into `o_n` and `a_n` `(FN, OH/2, OW/2)`.
+#[allow(clippy::too_many_arguments)]
+fn winograd_pool_copy<T: Float>(
+    isa: crate::simd::Isa,
+    g: &ConvGeometry,
+    pool: &PoolGeometry,
+    vals: &[T],
+    idx: &[T],
+    cnt: usize,
+    j: usize,
+    o_n: &mut [T],
+    a_n: &mut [u32],
+) {
+    let pw = &pool.window;
+    let (th, tw) = (pw.out_h, pw.out_w);
+    let r = (g.window.width + 2 * g.window.pad) / 2;
+    let tt = th * r;
+    let t = cnt * tt;
+    compact_image_on(isa, &vals[j * tt..], t, r, pw, o_n);
+    for (f, a_f) in a_n.chunks_exact_mut(th * tw).enumerate() {
+        for (py, a_row) in a_f.chunks_exact_mut(tw).enumerate() {
+            let src = &idx[f * t + j * tt + py * r..][..tw];
+            for (a, &i) in a_row.iter_mut().zip(src) {
+                *a = i.to_f64() as u32;
+            }
+        }
+    }
 }
 
 /// Scratch elements [`conv2d_relu_pool_forward`] needs: the packed filter matrix, and per
@@ -866,7 +1071,7 @@ pub fn conv2d_relu_pool_forward<T: Float>(
         );
         return Ok(());
     }
-    let (wt, wmat) = filter_layouts(isa, g, w, wbuf)?;
+    let filters = filter_layouts(isa, g, w, wbuf)?;
     for_each_chunk3(
         scratch,
         per_chunk,
@@ -886,17 +1091,34 @@ pub fn conv2d_relu_pool_forward<T: Float>(
                 let first = ci * per + g0;
                 if implicit(g) {
                     let xs = &x[first * img..(first + cnt) * img];
-                    let zg = implicit_gemm(isa, g, wt, wmat.as_ref(), xs, cnt, padded, zgroup);
+                    if let (ForwardFilters::Winograd(u), true) = (&filters, pitched) {
+                        // Each Winograd tile is a pooling window: pooled as it is
+                        // transformed back, then copied out by rows.
+                        let (vals, idx) =
+                            zgroup[..2 * winograd_pool_len(g, cnt)].split_at_mut(winograd_pool_len(g, cnt));
+                        let out = WinogradOut::Pool { vals, idx };
+                        winograd_flat_on(isa, win, xs, cnt, u, fnum, out, col);
+                        let (vals, idx) = zgroup.split_at(winograd_pool_len(g, cnt));
+                        for j in 0..cnt {
+                            let o_n = &mut out_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
+                            let a_n = &mut arg_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
+                            winograd_pool_copy(isa, g, pool, vals, idx, cnt, j, o_n, a_n);
+                            apply_bias_epilogue(isa, o_n, b, pw.out_pixels(), Epilogue::Relu);
+                        }
+                        continue;
+                    }
+                    let zg = implicit_gemm(isa, g, &filters, xs, cnt, col, padded, zgroup);
                     let (ld, wp) = (zg.len() / fnum, win.width + 2 * win.pad);
+                    let split = matches!(filters, ForwardFilters::Winograd(_));
                     for j in 0..cnt {
                         let src = &zg[j * implicit_seg(g)..];
                         let o_n = &mut out_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
                         let a_n = &mut arg_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
-                        if pitched {
+                        if pitched && !split {
                             // Pools the GEMM's rows where they are, junk columns skipped.
                             pool2x2_pitched(isa, pool, src, ld, wp, o_n, a_n);
                         } else {
-                            compact_image_on(isa, src, ld, wp, win, z);
+                            compact_group_image(isa, win, zg, fnum, j, split, z);
                             pool_planes(isa, pool, z, p, o_n, a_n);
                         }
                         apply_bias_epilogue(isa, o_n, b, pw.out_pixels(), Epilogue::Relu);
@@ -907,7 +1129,7 @@ pub fn conv2d_relu_pool_forward<T: Float>(
                 // The group's output: filter f of image j is the plane at f*ld + j*p,
                 // pooled in place (no copy to per-image order).
                 let zg = if cnt > 1 { &mut zgroup[..fnum * ld] } else { &mut z[..] };
-                let wmat = wmat.as_ref().expect("packed for the explicit path");
+                let wmat = filters.packed();
                 gemm_packed(T::ONE, wmat, colm, T::ZERO, MatMut::row_major(zg, fnum, ld)).expect("shapes checked");
                 for j in 0..cnt {
                     let o_n = &mut out_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
