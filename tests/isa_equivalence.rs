@@ -1205,24 +1205,26 @@ fn conv_direct_exact_on_every_isa() {
 /// several images with a short last one on the 8x8 layers), the fused pooling on each;
 /// the data gradient where the filters number at least 8; the weight gradient from 32
 /// channels and filters on (conv4-conv6, and 33 x 35 with remainders of every block);
-/// filter counts of 9 and 11; wide and tall images; and the threshold cases: exactly 8
-/// channels and exactly 16 tiles.
+/// filter counts of 9 and 11; tile rows shorter than a vector (whose extra lanes spill
+/// into later rows) and longer than AVX-512's (18 tiles); and the threshold cases:
+/// exactly 8 channels and exactly 16 tiles.
 #[test]
 fn conv_winograd_exact_on_every_isa() {
     // (input, filters, pad)
     type Case = ([usize; 4], usize, usize);
-    let shapes: [Case; 11] = [
+    let shapes: [Case; 12] = [
         ([2, 16, 28, 28], 16, 1),
         ([3, 16, 14, 14], 32, 1),
         ([2, 32, 14, 14], 32, 2),
         ([6, 32, 8, 8], 64, 1),
         ([5, 64, 8, 8], 64, 1),
         ([3, 33, 8, 10], 35, 1),
-        ([2, 8, 10, 6], 9, 1),
-        ([2, 8, 8, 6], 11, 1),
+        ([2, 8, 10, 8], 9, 1),
+        ([2, 8, 8, 8], 11, 1),
         ([1, 9, 12, 30], 8, 0),
         ([2, 12, 22, 4], 8, 1),
         ([2, 10, 14, 14], 5, 2),
+        ([1, 8, 4, 36], 8, 1),
     ];
     for (i, (dims, f, p)) in shapes.into_iter().enumerate() {
         let g = ConvGeometry::new(dims, f, [3, 3], 1, p).expect("valid geometry");

@@ -32,14 +32,14 @@ use crate::kernels::gemm::{
 use crate::kernels::geometry::PoolGeometry;
 use crate::kernels::geometry::{ConvGeometry, WindowGeometry};
 use crate::kernels::im2col::{
-    col2im_group_on, col2im_window_on, compact_image_on, compact_split_on, expand_group_on, im2col_group_on,
-    im2col_group_padded_len, pad_group_on,
+    col2im_group_on, col2im_window_on, compact_image_on, expand_group_on, im2col_group_on, im2col_group_padded_len,
+    pad_group_on,
 };
 use crate::kernels::maxpool::{pool_planes, pool2x2_pitched, pools_pitched};
 use crate::kernels::par::{chunking, for_each_chunk1, for_each_chunk2, for_each_chunk3};
 use crate::kernels::winograd::{
     WinogradOut, winograd_applies, winograd_dw_finish, winograd_dw_on, winograd_dw_ws_len, winograd_filters,
-    winograd_filters_len, winograd_flat_on, winograd_ws_len,
+    winograd_filters_len, winograd_flat_on, winograd_pool_len, winograd_ws_len,
 };
 
 /// True when the convolution needs no im2col (1x1 window, stride 1, no padding).
@@ -264,10 +264,10 @@ fn explicit_col<'c, T: Float>(
 }
 
 /// The implicit-im2col convolution of `cnt` images `xs` into `z`'s front
-/// `(FN, cnt*OH*(W+2p))`, which it returns: by the Winograd convolution (with `wino` as
-/// its workspace; its rows split, see [`compact_group_image`]), or by padding the images
-/// into `padded` and reading the column matrix `B` in place from them, with the direct
-/// kernel or the packed GEMM, as `filters` says. Slot lengths are [`forward_slots`]'.
+/// `(FN, cnt*OH*(W+2p))`, which it returns: pads the images into `padded` and reads the
+/// column matrix `B` in place from them, with the direct kernel or the packed GEMM, as
+/// `filters` says (not the Winograd layout, which its callers take first). Slot lengths
+/// are [`forward_slots`]'.
 #[allow(clippy::too_many_arguments)]
 fn implicit_gemm<'z, T: Float>(
     isa: crate::simd::Isa,
@@ -275,7 +275,6 @@ fn implicit_gemm<'z, T: Float>(
     filters: &ForwardFilters<'_, T>,
     xs: &[T],
     cnt: usize,
-    wino: &mut [T],
     padded: &mut [T],
     z: &'z mut [T],
 ) -> &'z [T] {
@@ -283,10 +282,6 @@ fn implicit_gemm<'z, T: Float>(
     let (hp, wp) = (win.height + 2 * win.pad, win.width + 2 * win.pad);
     let ld = cnt * implicit_seg(g);
     let z = &mut z[..g.filters * ld];
-    if let ForwardFilters::Winograd(u) = filters {
-        winograd_flat_on(isa, win, xs, cnt, u, g.filters, WinogradOut::Rows(z), wino);
-        return z;
-    }
     let padded = &mut padded[..im2col_group_padded_len(win, cnt) + win.kw - 1];
     pad_group_on(isa, win, xs, padded);
     if let ForwardFilters::Direct(wt) = filters {
@@ -304,30 +299,6 @@ fn implicit_gemm<'z, T: Float>(
     )
     .expect("shapes checked");
     z
-}
-
-/// Copies image `j`'s valid outputs `(FN, OH, OW)` into `out_n` from a group's output
-/// `zg` `(FN, ld)` on the padded width (`win` is the convolution's window): rows in order,
-/// image `j` from column `j*OH*(W+2p)`; or, when `split` (the Winograd convolution,
-/// [`WinogradOut::Rows`]), each plane's even rows in the first half of `zg` and its odd
-/// rows in the second.
-fn compact_group_image<T: Float>(
-    isa: crate::simd::Isa,
-    win: &WindowGeometry,
-    zg: &[T],
-    fnum: usize,
-    j: usize,
-    split: bool,
-    out_n: &mut [T],
-) {
-    let wp = win.width + 2 * win.pad;
-    let seg = win.out_h * wp;
-    let ld = zg.len() / fnum;
-    if split {
-        compact_split_on(isa, &zg[j * seg / 2..], ld / 2, fnum * ld / 2, wp, win, out_n);
-    } else {
-        compact_image_on(isa, &zg[j * seg..], ld, wp, win, out_n);
-    }
 }
 
 /// Largest zero-padded image (bytes) the implicit-im2col forward convolves directly
@@ -456,18 +427,16 @@ fn dx_direct<T>(g: &ConvGeometry) -> Option<WindowGeometry> {
 }
 
 /// Per-chunk workspace of [`direct_dx`] for groups of `nb` images: the output on the
-/// padded width `(C, nb*H*(OW+2p'))`, then the group's padded `dout` and `FW - 1` zeros,
-/// or the Winograd convolution's workspace.
+/// padded width `(C, nb*H*(OW+2p'))`, then the group's padded `dout` and `FW - 1` zeros;
+/// or, for a Winograd data gradient (which writes `dx` directly), its workspace only.
 fn direct_dx_slots<T>(tw: &WindowGeometry, channels: usize, nb: usize) -> [usize; 2] {
+    if winograd_applies(tw) {
+        return [0, cache_round::<T>(winograd_ws_len(tw, channels, nb))];
+    }
     let seg = tw.out_h.saturating_mul(tw.width + 2 * tw.pad);
-    let second = if winograd_applies(tw) {
-        winograd_ws_len(tw, channels, nb)
-    } else {
-        im2col_group_padded_len(tw, nb).saturating_add(tw.kw - 1)
-    };
     [
         cache_round::<T>(channels.saturating_mul(nb).saturating_mul(seg)),
-        cache_round::<T>(second),
+        cache_round::<T>(im2col_group_padded_len(tw, nb).saturating_add(tw.kw - 1)),
     ]
 }
 
@@ -511,12 +480,7 @@ fn direct_dx<T: Float>(
     let ld = cnt * seg;
     let (z, padded) = ws.split_at_mut(direct_dx_slots::<T>(tw, channels, nb)[0]);
     if winograd_applies(tw) {
-        let z = &mut z[..channels * ld];
-        winograd_flat_on(isa, tw, douts, cnt, wf, channels, WinogradOut::Rows(z), padded);
-        let img = dxs.len() / cnt.max(1);
-        for (j, dx_n) in dxs.chunks_exact_mut(img).enumerate() {
-            compact_group_image(isa, tw, z, channels, j, true, dx_n);
-        }
+        winograd_flat_on(isa, tw, douts, cnt, wf, channels, WinogradOut::Images(dxs), padded);
         return;
     }
     let padded = &mut padded[..im2col_group_padded_len(tw, cnt) + tw.kw - 1];
@@ -602,20 +566,19 @@ pub fn conv2d_forward<T: Float>(
             let ld = cnt * p;
             let first = ci * per + g0;
             let outs = &mut out_chunk[g0 * oimg..(g0 + cnt) * oimg];
+            let xs = &x[first * img..(first + cnt) * img];
+            if let ForwardFilters::Winograd(u) = &filters {
+                winograd_flat_on(isa, win, xs, cnt, u, fnum, WinogradOut::Images(&mut *outs), col);
+                for out_n in outs.chunks_exact_mut(oimg) {
+                    apply_bias_epilogue(isa, out_n, b, p, epilogue);
+                }
+                continue;
+            }
             if implicit(g) {
-                let zg = implicit_gemm(
-                    isa,
-                    g,
-                    &filters,
-                    &x[first * img..(first + cnt) * img],
-                    cnt,
-                    col,
-                    padded,
-                    z,
-                );
-                let split = matches!(filters, ForwardFilters::Winograd(_));
+                let zg = implicit_gemm(isa, g, &filters, xs, cnt, padded, z);
+                let ld = zg.len() / fnum;
                 for (j, out_n) in outs.chunks_exact_mut(oimg).enumerate() {
-                    compact_group_image(isa, win, zg, fnum, j, split, out_n);
+                    compact_image_on(isa, &zg[j * implicit_seg(g)..], ld, win.width + 2 * win.pad, win, out_n);
                     apply_bias_epilogue(isa, out_n, b, p, epilogue);
                 }
                 continue;
@@ -944,37 +907,26 @@ pub fn conv2d_backward<T: Float>(
     Ok(())
 }
 
-/// Elements of each of [`WinogradOut::Pool`]'s slices for `cnt` images of `g`.
-fn winograd_pool_len(g: &ConvGeometry, cnt: usize) -> usize {
-    crate::kernels::winograd::winograd_out_len(&g.window, g.filters, cnt) / 4
-}
-
 /// Copies image `j`'s pooled maxima and arg-max indices out of the Winograd convolution's
-/// [`WinogradOut::Pool`] slices (for `cnt` images) into `o_n` and `a_n` `(FN, OH/2, OW/2)`.
-#[allow(clippy::too_many_arguments)]
+/// [`WinogradOut::Pool`] slices for `cnt` images (the first and second
+/// [`winograd_pool_len`] elements of `pooled`) into `o_n` and `a_n` `(FN, OH/2, OW/2)`.
 fn winograd_pool_copy<T: Float>(
-    isa: crate::simd::Isa,
-    g: &ConvGeometry,
-    pool: &PoolGeometry,
-    vals: &[T],
-    idx: &[T],
+    win: &WindowGeometry,
+    fnum: usize,
+    pooled: &[T],
     cnt: usize,
     j: usize,
     o_n: &mut [T],
     a_n: &mut [u32],
 ) {
-    let pw = &pool.window;
-    let (th, tw) = (pw.out_h, pw.out_w);
-    let r = (g.window.width + 2 * g.window.pad) / 2;
-    let tt = th * r;
+    let len = winograd_pool_len(win, fnum, cnt);
+    let (vals, idx) = (&pooled[..len], &pooled[len..2 * len]);
+    let tt = o_n.len() / fnum;
     let t = cnt * tt;
-    compact_image_on(isa, &vals[j * tt..], t, r, pw, o_n);
-    for (f, a_f) in a_n.chunks_exact_mut(th * tw).enumerate() {
-        for (py, a_row) in a_f.chunks_exact_mut(tw).enumerate() {
-            let src = &idx[f * t + j * tt + py * r..][..tw];
-            for (a, &i) in a_row.iter_mut().zip(src) {
-                *a = i.to_f64() as u32;
-            }
+    for (f, (o_f, a_f)) in o_n.chunks_exact_mut(tt).zip(a_n.chunks_exact_mut(tt)).enumerate() {
+        o_f.copy_from_slice(&vals[f * t + j * tt..][..tt]);
+        for (a, &i) in a_f.iter_mut().zip(&idx[f * t + j * tt..][..tt]) {
+            *a = i.to_f64() as u32;
         }
     }
 }
@@ -1091,34 +1043,42 @@ pub fn conv2d_relu_pool_forward<T: Float>(
                 let first = ci * per + g0;
                 if implicit(g) {
                     let xs = &x[first * img..(first + cnt) * img];
-                    if let (ForwardFilters::Winograd(u), true) = (&filters, pitched) {
-                        // Each Winograd tile is a pooling window: pooled as it is
-                        // transformed back, then copied out by rows.
-                        let (vals, idx) =
-                            zgroup[..2 * winograd_pool_len(g, cnt)].split_at_mut(winograd_pool_len(g, cnt));
-                        let out = WinogradOut::Pool { vals, idx };
-                        winograd_flat_on(isa, win, xs, cnt, u, fnum, out, col);
-                        let (vals, idx) = zgroup.split_at(winograd_pool_len(g, cnt));
+                    if let ForwardFilters::Winograd(u) = &filters {
+                        if pitched {
+                            // Each Winograd tile is a pooling window: pooled as it is
+                            // transformed back, then copied out plane by plane.
+                            let len = winograd_pool_len(win, fnum, cnt);
+                            let (vals, rest) = zgroup.split_at_mut(len);
+                            let idx = &mut rest[..len];
+                            let out = WinogradOut::Pool { vals, idx };
+                            winograd_flat_on(isa, win, xs, cnt, u, fnum, out, col);
+                        } else {
+                            let out = WinogradOut::Images(&mut zgroup[..cnt * zlen]);
+                            winograd_flat_on(isa, win, xs, cnt, u, fnum, out, col);
+                        }
                         for j in 0..cnt {
                             let o_n = &mut out_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
                             let a_n = &mut arg_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
-                            winograd_pool_copy(isa, g, pool, vals, idx, cnt, j, o_n, a_n);
+                            if pitched {
+                                winograd_pool_copy(win, fnum, zgroup, cnt, j, o_n, a_n);
+                            } else {
+                                pool_planes(isa, pool, &zgroup[j * zlen..], p, o_n, a_n);
+                            }
                             apply_bias_epilogue(isa, o_n, b, pw.out_pixels(), Epilogue::Relu);
                         }
                         continue;
                     }
-                    let zg = implicit_gemm(isa, g, &filters, xs, cnt, col, padded, zgroup);
+                    let zg = implicit_gemm(isa, g, &filters, xs, cnt, padded, zgroup);
                     let (ld, wp) = (zg.len() / fnum, win.width + 2 * win.pad);
-                    let split = matches!(filters, ForwardFilters::Winograd(_));
                     for j in 0..cnt {
                         let src = &zg[j * implicit_seg(g)..];
                         let o_n = &mut out_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
                         let a_n = &mut arg_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
-                        if pitched && !split {
+                        if pitched {
                             // Pools the GEMM's rows where they are, junk columns skipped.
                             pool2x2_pitched(isa, pool, src, ld, wp, o_n, a_n);
                         } else {
-                            compact_group_image(isa, win, zg, fnum, j, split, z);
+                            compact_image_on(isa, src, ld, wp, win, z);
                             pool_planes(isa, pool, z, p, o_n, a_n);
                         }
                         apply_bias_epilogue(isa, o_n, b, pw.out_pixels(), Epilogue::Relu);

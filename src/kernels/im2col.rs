@@ -572,14 +572,12 @@ pub(crate) fn pad_group_on<T: Float>(isa: Isa, g: &WindowGeometry, xs: &[T], pad
 }
 
 /// Copies `OW`-element rows out of a padded-width matrix: row `r` of `out`
-/// (`out.len() / OW` rows), which is row `oy = r % OH` of plane `r / OH`, is
-/// `src[r / OH * ld + (oy % 2) * odd + (oy / 2) * pair..][..OW]`, by whole vectors in one
-/// increasing sweep. Rows in order have `odd = wp`, `pair = 2*wp`.
+/// (`out.len() / OW` rows) is `src[r / OH * ld + r % OH * wp..][..OW]`, by whole vectors
+/// in one increasing sweep.
 struct CompactRows<'a, T> {
     src: &'a [T],
     ld: usize,
-    odd: usize,
-    pair: usize,
+    wp: usize,
     oh: usize,
     ow: usize,
     out: &'a mut [T],
@@ -592,15 +590,13 @@ impl<T: Float> Job<T> for CompactRows<'_, T> {
         let Self {
             src,
             ld,
-            odd,
-            pair,
+            wp,
             oh,
             ow,
             out,
         } = self;
         for r in 0..out.len() / ow.max(1) {
-            let oy = r % oh;
-            copy_overrun::<V>(out, r * ow, src, r / oh * ld + (oy & 1) * odd + (oy >> 1) * pair, ow);
+            copy_overrun::<V>(out, r * ow, src, r / oh * ld + r % oh * wp, ow);
         }
     }
 }
@@ -609,28 +605,12 @@ impl<T: Float> Job<T> for CompactRows<'_, T> {
 /// `(FN, OH, OW)` gets, for filter `f` and pixel `(oy, ox)`, `src[f*ld + oy*wp + ox]`
 /// (`src` starting at the image's first column). The caller has checked the lengths.
 pub(crate) fn compact_image_on<T: Float>(isa: Isa, src: &[T], ld: usize, wp: usize, g: &WindowGeometry, out: &mut [T]) {
-    compact_split_on(isa, src, ld, wp, 2 * wp, g, out);
-}
-
-/// [`compact_image_on`] for outputs whose even and odd rows are apart (the Winograd
-/// convolution's): pixel `(oy, ox)` of filter `f` is
-/// `src[f*ld + (oy % 2)*odd + (oy / 2)*pair + ox]`. The caller has checked the lengths.
-pub(crate) fn compact_split_on<T: Float>(
-    isa: Isa,
-    src: &[T],
-    ld: usize,
-    odd: usize,
-    pair: usize,
-    g: &WindowGeometry,
-    out: &mut [T],
-) {
     run_on(
         isa,
         CompactRows {
             src,
             ld,
-            odd,
-            pair,
+            wp,
             oh: g.out_h,
             ow: g.out_w,
             out,

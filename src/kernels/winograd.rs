@@ -15,13 +15,14 @@
 //! (`.` the element-wise product). The sum over channels is, for each of the 16 element
 //! positions `xi`, a matrix product `M_xi (FN x tiles) = U_xi (FN x C) * V_xi (C x tiles)`,
 //! which runs on the padded-width direct kernel ([`direct_flat_on`]) as a 1x1 convolution.
+//! The weight gradient is `dW = G^T [ sum_tiles V . (A dY A^T) ] G`, again 16 products.
 //!
-//! The output is written in the layout of the implicit-im2col convolution (see
-//! [`direct_flat_on`]): row `(f, oy)` of image `j` at `f*ld + j*OH*(W+2p) + oy*(W+2p)`,
-//! its first `OW` elements valid. Tiles are numbered on that padded width too: row `ty`
-//! of tiles holds `R = (W+2p)/2` tiles, the last one junk, so that every transform runs
-//! over contiguous runs of tiles. To make the input patches contiguous as well, each
-//! padded plane is stored with its even rows first, then its odd rows.
+//! Tiles are numbered row by row, `u = ty*(OW/2) + tx`, images one after another. Each
+//! padded input plane is stored with its even rows first and its odd rows after them, so
+//! that the four rows of a tile row's patches are four contiguous runs; the transforms run
+//! along a tile row by whole vectors (the last one shifted back to end on the row's last
+//! tile), or, for rows shorter than a vector, one vector whose extra lanes compute the
+//! tiles after the row and whose stores are overwritten by the rows written after it.
 //!
 //! Integer-valued data with small magnitudes stays exact: `G` only halves, so every
 //! intermediate value is a multiple of 1/4 well inside `f32`'s 24 bits. Otherwise results
@@ -32,19 +33,20 @@ use crate::float::Float;
 use crate::kernels::direct::direct_flat_on;
 use crate::kernels::gemm::{MatMut, MatRef, gemm_isa};
 use crate::kernels::geometry::WindowGeometry;
-use crate::simd::{Isa, Job, TransformVec, Vector, run_on};
+use crate::simd::{Isa, Job, Scalar, TransformVec, Vector, run_on};
 
 /// Fewest input channels for which the Winograd form pays: its transforms cost about as
 /// much per tile as one channel's 16 multiplications per filter.
 const MIN_CHANNELS: usize = 8;
 
-/// Most lanes of any vector type the transforms run on: each image needs that many tiles,
-/// as both transforms run along an image's tiles by whole vectors.
+/// Most lanes of any vector type the transforms run on: the slack after each operand for
+/// a row's extra lanes, and the fewest tiles per image (the transforms that run along an
+/// image's tiles need a whole vector of them).
 const MAX_LANES: usize = 16;
 
 /// Whether the Winograd convolution computes `g` (the window of a forward convolution or
 /// of a data gradient written as one): 3x3, stride 1, even output sides, at least
-/// [`MIN_CHANNELS`] channels and a vector of tiles per image.
+/// [`MIN_CHANNELS`] channels and [`MAX_LANES`] tiles per image.
 pub(crate) fn winograd_applies(g: &WindowGeometry) -> bool {
     g.kh == 3
         && g.kw == 3
@@ -55,9 +57,9 @@ pub(crate) fn winograd_applies(g: &WindowGeometry) -> bool {
         && tiles_per_image(g) >= MAX_LANES
 }
 
-/// Tiles per image on the padded width: `OH/2` rows of `(W+2p)/2`.
+/// Tiles per image: `OH/2` rows of `OW/2`.
 fn tiles_per_image(g: &WindowGeometry) -> usize {
-    (g.out_h / 2).saturating_mul((g.width + 2 * g.pad) / 2)
+    (g.out_h / 2).saturating_mul(g.out_w / 2)
 }
 
 /// Elements of the transformed filters `U` `(16, C, FN)`.
@@ -65,32 +67,33 @@ pub(crate) fn winograd_filters_len(g: &WindowGeometry, fnum: usize) -> usize {
     16usize.saturating_mul(g.channels).saturating_mul(fnum)
 }
 
-/// Length of one block (even or odd rows) of a plane in the row-split padded layout,
-/// with 2 elements of slack that the last junk tile reads.
+/// Length of one block (even or odd rows) of a plane in the row-split padded layout:
+/// `OH/2 + 1` rows of `W + 2p`, and slack for the extra lanes of the last tile row.
 fn block_len(g: &WindowGeometry) -> usize {
-    (g.out_h / 2 + 1) * (g.width + 2 * g.pad) + 2
+    (g.out_h / 2 + 1) * (g.width + 2 * g.pad) + 2 * MAX_LANES + 2
+}
+
+/// Row stride of `V_xi` (`C` rows of `cnt*tt` tiles) and of `M_xi` (`FN` rows), with
+/// [`MAX_LANES`] of slack after the last row.
+fn operand_len(rows: usize, t: usize) -> usize {
+    rows.saturating_mul(t).saturating_add(MAX_LANES)
 }
 
 /// Workspace elements [`winograd_flat_on`] needs for `cnt` images: the transformed input
-/// `V` `(16, C, cnt*tiles)`, the products `M` `(16, FN, cnt*tiles)`, one padded plane and
-/// the tiles' corner indices.
+/// `V` `(16, C, cnt*tt)`, the products `M` `(16, FN, cnt*tt)` (each with slack), one padded
+/// plane and the tiles' corner indices.
 pub(crate) fn winograd_ws_len(g: &WindowGeometry, fnum: usize, cnt: usize) -> usize {
     let tt = tiles_per_image(g);
+    let t = cnt.saturating_mul(tt);
     16usize
-        .saturating_mul(g.channels.saturating_add(fnum))
-        .saturating_mul(cnt.saturating_mul(tt))
+        .saturating_mul(operand_len(g.channels, t).saturating_add(operand_len(fnum, t)))
         .saturating_add(2 * block_len(g))
         .saturating_add(tt)
 }
 
-/// Elements of the output [`winograd_flat_on`] writes for `cnt` images: `FN` planes of
-/// `OH*(W+2p)` each ([`WinogradOut::Rows`]); a quarter of that for each of
-/// [`WinogradOut::Pool`]'s slices.
-pub(crate) fn winograd_out_len(g: &WindowGeometry, fnum: usize, cnt: usize) -> usize {
-    4usize
-        .saturating_mul(fnum)
-        .saturating_mul(cnt)
-        .saturating_mul(tiles_per_image(g))
+/// Elements of each of [`WinogradOut::Pool`]'s slices for `cnt` images: `FN*cnt*tt`.
+pub(crate) fn winograd_pool_len(g: &WindowGeometry, fnum: usize, cnt: usize) -> usize {
+    fnum.saturating_mul(cnt).saturating_mul(tiles_per_image(g))
 }
 
 /// Transforms 3x3 filters, given transposed as `wt` `(C*9, FN)` (tap `(c, ky, kx)` of
@@ -148,7 +151,7 @@ fn run_transform<T: Float, J: Transform<T>>(isa: Isa, job: J) {
 
 /// The input transform of one image plane `src` `(H, W)`: copied zero-padded into
 /// `plane` (row-split layout, see the module docs; its padding already zero), then
-/// `V[xi][base + u]` for its `tt` tiles, `xi`'s rows `vstride` apart.
+/// `V[xi*vstride + base + u]` for its `tt` tiles, tile row by tile row.
 struct InputTransform<'a, T> {
     src: &'a [T],
     w: usize,
@@ -156,7 +159,9 @@ struct InputTransform<'a, T> {
     plane: &'a mut [T],
     bl: usize,
     wp: usize,
-    tt: usize,
+    /// Tile rows and tiles per row.
+    th: usize,
+    tw: usize,
     v: &'a mut [T],
     base: usize,
     vstride: usize,
@@ -202,7 +207,8 @@ impl<T: Float> Transform<T> for InputTransform<'_, T> {
             plane,
             bl,
             wp,
-            tt,
+            th,
+            tw,
             v,
             base,
             vstride,
@@ -214,80 +220,76 @@ impl<T: Float> Transform<T> for InputTransform<'_, T> {
         }
         let plane = &*plane;
         let lanes = V::LANES;
-        // Tile u's rows i = 0..4 start at (i & 1)*bl + (i >> 1)*wp + 2u and span 4
-        // elements; the vector form reads 2*LANES from there and from 2 further on.
-        assert!(tt >= lanes && plane.len() >= bl + wp + 2 * tt + 2 && 2 * tt + wp + 2 <= bl);
-        assert!(v.len() >= 15 * vstride + base + tt);
-        let mut u = 0;
-        loop {
-            let u0 = u.min(tt - lanes);
-            let mut h = [[V::splat(T::ZERO); 4]; 4];
-            for (i, hi) in h.iter_mut().enumerate() {
-                let off = (i & 1) * bl + (i >> 1) * wp + 2 * u0;
-                // SAFETY: off + 2 + 2*LANES <= bl + wp + 2*tt + 2 <= plane.len() (asserted
-                // above, u0 + LANES <= tt).
-                let ((e0, o0), (e1, o1)) = unsafe {
-                    (
-                        V::load_deinterleave(plane.as_ptr().add(off)),
-                        V::load_deinterleave(plane.as_ptr().add(off + 2)),
-                    )
-                };
-                *hi = [e0.sub(e1), o0.add(e1), e1.sub(o0), o0.sub(o1)];
-            }
-            let [h0, h1, h2, h3] = h;
-            for b in 0..4 {
-                let col = [
-                    h0[b].sub(h2[b]),
-                    h1[b].add(h2[b]),
-                    h2[b].sub(h1[b]),
-                    h1[b].sub(h3[b]),
-                ];
-                for (a, x) in col.iter().enumerate() {
-                    let o = (a * 4 + b) * vstride + base + u0;
-                    // SAFETY: o + LANES <= 15*vstride + base + tt <= v.len() (asserted).
-                    unsafe { x.store(v.as_mut_ptr().add(o)) };
+        // Tile (ty, tx)'s rows i = 0..4 start at (i & 1)*bl + (i >> 1)*wp + ty*wp + 2*tx;
+        // a vector reads 2*LANES + 2 elements from there, at most
+        // bl + th*wp + 2*MAX_LANES + 2 <= 2*bl in all.
+        assert!(lanes <= MAX_LANES && plane.len() >= 2 * bl && bl >= th * wp + 2 * MAX_LANES + 2);
+        // A vector stores LANES tiles from tile ty*tw + tx0: at most MAX_LANES - 1 past the
+        // plane's tiles, into the slack or into planes written later.
+        assert!(v.len() >= 15 * vstride + base + th * tw + MAX_LANES);
+        for ty in 0..th {
+            let mut tx = 0;
+            loop {
+                let tx0 = if tw >= lanes { tx.min(tw - lanes) } else { 0 };
+                let mut h = [[V::splat(T::ZERO); 4]; 4];
+                for (i, hi) in h.iter_mut().enumerate() {
+                    let off = (i & 1) * bl + ((i >> 1) + ty) * wp + 2 * tx0;
+                    // SAFETY: off + 2 + 2*LANES <= bl + th*wp + 2*MAX_LANES + 2 <= 2*bl <=
+                    // plane.len() (asserted above; tx0 <= 0 or tx0 + LANES <= tw).
+                    let ((e0, o0), (e1, o1)) = unsafe {
+                        (
+                            V::load_deinterleave(plane.as_ptr().add(off)),
+                            V::load_deinterleave(plane.as_ptr().add(off + 2)),
+                        )
+                    };
+                    *hi = [e0.sub(e1), o0.add(e1), e1.sub(o0), o0.sub(o1)];
                 }
+                let [h0, h1, h2, h3] = h;
+                for b in 0..4 {
+                    let col = [h0[b].sub(h2[b]), h1[b].add(h2[b]), h2[b].sub(h1[b]), h1[b].sub(h3[b])];
+                    for (a, x) in col.iter().enumerate() {
+                        let o = (a * 4 + b) * vstride + base + ty * tw + tx0;
+                        // SAFETY: o + LANES <= 15*vstride + base + th*tw + MAX_LANES <=
+                        // v.len() (asserted above).
+                        unsafe { x.store(v.as_mut_ptr().add(o)) };
+                    }
+                }
+                if tx0 + lanes >= tw {
+                    break;
+                }
+                tx += lanes;
             }
-            if u0 + lanes >= tt {
-                break;
-            }
-            u += lanes;
         }
     }
 }
 
 /// Where the output transform puts each tile's 2x2 outputs.
 pub(crate) enum WinogradOut<'a, T> {
-    /// The convolution's output rows, split: `(FN, cnt*OH*(W+2p))` as in
-    /// [`direct_flat_on`] with `ld = cnt*OH*(W+2p)`, except that each `(f, j)` plane's even
-    /// rows come first and its odd rows `FN*ld/2` elements later: output row `(f, j, oy)`
-    /// at `(oy % 2)*FN*ld/2 + f*ld/2 + j*seg/2 + (oy/2)*(W+2p)`, `seg = OH*(W+2p)`. Its
-    /// first `OW` elements are valid.
-    Rows(&'a mut [T]),
+    /// The convolution's output `(cnt, FN, OH, OW)`, no bias.
+    Images(&'a mut [T]),
     /// Each tile's maximum, its 2x2 max-pooling window: `vals[f*t + j*tt + u]` for tile
-    /// `u = ty*R + tx` of image `j` (`tt = OH/2 * R` tiles per image, `t = cnt*tt`, the
-    /// last tile of each row junk), and in `idx` the arg-max's index `oy*OW + ox` in the
-    /// output plane, as a float. Candidates in window order `(0,0), (0,1), (1,0), (1,1)`
-    /// under the max-pooling NaN policy, as [`crate::kernels::maxpool_forward`] does.
+    /// `u` of image `j` (`tt = OH/2 * OW/2` tiles per image, `t = cnt*tt`), which is filter
+    /// `f`'s pooled plane `(OH/2, OW/2)`; and in `idx` the arg-max's index `oy*OW + ox` in
+    /// the output plane, as a float. Candidates in window order `(0,0), (0,1), (1,0),
+    /// (1,1)` under the max-pooling NaN policy, as [`crate::kernels::maxpool_forward`].
     Pool {
-        /// The maxima, `FN*t` elements.
+        /// The maxima, [`winograd_pool_len`] elements.
         vals: &'a mut [T],
-        /// The arg-max indices, `FN*t` elements.
+        /// The arg-max indices, [`winograd_pool_len`] elements.
         idx: &'a mut [T],
     },
 }
 
-/// The output transform: `Y = A^T M A` for every tile of `cnt` images, vectors of tiles
-/// along each `(f, j)` plane's `tt` tiles (the last vector shifted back to end on the
-/// last tile). `M[xi][f][u]` sits at `xi*mstride + f*t + u`, `t = cnt*tt`.
+/// The output transform: `Y = A^T M A` for every tile of `cnt` images. `M[xi][f][u]` sits
+/// at `xi*mstride + f*t + u`, `t = cnt*tt`.
 struct OutputTransform<'a, T> {
     m: &'a [T],
     mstride: usize,
     fnum: usize,
     cnt: usize,
-    tt: usize,
-    /// The output's `OW`.
-    ow: usize,
+    /// Tile rows and tiles per row.
+    th: usize,
+    tw: usize,
     /// `oy*OW + ox` of each tile's top-left output, `tt` of them (for `Pool`).
     corner: &'a [T],
     out: WinogradOut<'a, T>,
@@ -309,47 +311,81 @@ impl<T: Float> Transform<T> for OutputTransform<'_, T> {
             mstride,
             fnum,
             cnt,
-            tt,
-            ow,
+            th,
+            tw,
             corner,
-            mut out,
+            out,
         } = self;
         let lanes = V::LANES;
+        let tt = th * tw;
         let t = cnt * tt;
-        assert!(tt >= lanes && mstride >= fnum * t && m.len() >= 15 * mstride + fnum * t);
-        let half = 2 * fnum * t;
-        match &out {
-            WinogradOut::Rows(o) => assert!(o.len() >= 2 * half),
-            WinogradOut::Pool { vals, idx } => {
-                assert!(vals.len() >= fnum * t && idx.len() >= fnum * t && corner.len() >= tt)
-            }
-        }
-        let (one, owv) = (V::splat(T::ONE), V::splat(T::from_usize(ow)));
-        for f in 0..fnum {
-            for j in 0..cnt {
-                let plane = f * t + j * tt;
-                let mut u = 0;
-                loop {
-                    let u0 = u.min(tt - lanes);
-                    let ms: [V; 16] = std::array::from_fn(|xi| {
-                        // SAFETY: plane + u0 + LANES <= fnum*t, so xi*mstride + plane + u0 +
-                        // LANES <= m.len() (asserted above).
-                        unsafe { V::load(m.as_ptr().add(xi * mstride + plane + u0)) }
-                    });
-                    let y = tile_vectors(&ms);
-                    match &mut out {
-                        WinogradOut::Rows(o) => {
-                            // Tile u's even-row pair at 2u of the plane's even block: the
-                            // block holds the plane's 2*tt elements, u0 + LANES <= tt.
-                            let e = 2 * (plane + u0);
-                            // SAFETY: e + 2*LANES <= 2*fnum*t = half, and half + e +
-                            // 2*LANES <= 2*half <= o.len() (asserted above).
-                            unsafe {
-                                V::store_interleave(o.as_mut_ptr().add(e), y[0], y[1]);
-                                V::store_interleave(o.as_mut_ptr().add(half + e), y[2], y[3]);
+        let ow = 2 * tw;
+        assert!(
+            lanes <= MAX_LANES
+                && tt >= lanes
+                && mstride >= fnum * t + MAX_LANES
+                && m.len() >= 15 * mstride + fnum * t + MAX_LANES
+        );
+        // The 16 M vectors of LANES tiles from tile u of filter f's row.
+        let load = |f: usize, u: usize| -> [V; 16] {
+            std::array::from_fn(|xi| {
+                // SAFETY: f*t + u < fnum*t, so xi*mstride + f*t + u + LANES <= 15*mstride +
+                // fnum*t + MAX_LANES <= m.len() (asserted above).
+                unsafe { V::load(m.as_ptr().add(xi * mstride + f * t + u)) }
+            })
+        };
+        match out {
+            WinogradOut::Images(o) => {
+                assert!(o.len() >= cnt * fnum * tt * 4);
+                // Image by image, filter by filter, tile row by tile row: the extra lanes
+                // of a short row are overwritten by the rows after it.
+                for j in 0..cnt {
+                    for f in 0..fnum {
+                        for ty in 0..th {
+                            let u_row = j * tt + ty * tw;
+                            let o_row = ((j * fnum + f) * 2 * th + 2 * ty) * ow;
+                            if tw < lanes && o_row + ow + 2 * lanes > o.len() {
+                                // The last rows of the output, too short for a vector.
+                                for tx in 0..tw {
+                                    let e = |xi: usize| Scalar(m[xi * mstride + f * t + u_row + tx]);
+                                    let y = tile_vectors::<Scalar<T>>(&std::array::from_fn(e));
+                                    let at = o_row + 2 * tx;
+                                    [o[at], o[at + 1], o[at + ow], o[at + ow + 1]] = [y[0].0, y[1].0, y[2].0, y[3].0];
+                                }
+                                continue;
+                            }
+                            let mut tx = 0;
+                            loop {
+                                let tx0 = if tw >= lanes { tx.min(tw - lanes) } else { 0 };
+                                let y = tile_vectors(&load(f, u_row + tx0));
+                                let at = o_row + 2 * tx0;
+                                // SAFETY: a row of at least LANES tiles stores inside its
+                                // own two output rows (tx0 + LANES <= tw); a shorter one was
+                                // checked to end inside `o` just above.
+                                unsafe {
+                                    V::store_interleave(o.as_mut_ptr().add(at), y[0], y[1]);
+                                    V::store_interleave(o.as_mut_ptr().add(at + ow), y[2], y[3]);
+                                }
+                                if tx0 + lanes >= tw {
+                                    break;
+                                }
+                                tx += lanes;
                             }
                         }
-                        WinogradOut::Pool { vals, idx } => {
+                    }
+                }
+            }
+            WinogradOut::Pool { vals, idx } => {
+                assert!(vals.len() >= fnum * t && idx.len() >= fnum * t && corner.len() >= tt);
+                let (one, owv) = (V::splat(T::ONE), V::splat(T::from_usize(ow)));
+                // Along each image's tiles by whole vectors, the last one shifted back.
+                for f in 0..fnum {
+                    for j in 0..cnt {
+                        let plane = f * t + j * tt;
+                        let mut u = 0;
+                        loop {
+                            let u0 = u.min(tt - lanes);
+                            let y = tile_vectors(&load(f, j * tt + u0));
                             // SAFETY: u0 + LANES <= tt <= corner.len() (asserted above).
                             let i00 = unsafe { V::load(corner.as_ptr().add(u0)) };
                             let (mut best, mut bi) = (y[0], i00);
@@ -365,12 +401,12 @@ impl<T: Float> Transform<T> for OutputTransform<'_, T> {
                                 best.store(vals.as_mut_ptr().add(plane + u0));
                                 bi.store(idx.as_mut_ptr().add(plane + u0));
                             }
+                            if u0 + lanes >= tt {
+                                break;
+                            }
+                            u += lanes;
                         }
                     }
-                    if u0 + lanes >= tt {
-                        break;
-                    }
-                    u += lanes;
                 }
             }
         }
@@ -390,8 +426,8 @@ fn tile_vectors<V: TransformVec>(m: &[V; 16]) -> [V; 4] {
 
 /// The Winograd convolution of `cnt` images `xs` `(cnt, C, H, W)` (not padded) with the
 /// transformed filters `u` ([`winograd_filters`]), without bias, into `out` (see
-/// [`WinogradOut`]; [`winograd_out_len`] gives the lengths). `g` must satisfy
-/// [`winograd_applies`]; `ws` holds at least [`winograd_ws_len`] for `cnt` images.
+/// [`WinogradOut`]). `g` must satisfy [`winograd_applies`]; `ws` holds at least
+/// [`winograd_ws_len`] for `cnt` images.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn winograd_flat_on<T: Float>(
     isa: Isa,
@@ -405,91 +441,99 @@ pub(crate) fn winograd_flat_on<T: Float>(
 ) {
     assert!(winograd_applies(g) && cnt >= 1);
     let c_in = g.channels;
-    let r = (g.width + 2 * g.pad) / 2;
-    let tt = tiles_per_image(g);
+    let (th, tw) = (g.out_h / 2, g.out_w / 2);
+    let tt = th * tw;
     let t = cnt * tt;
-    let bl = block_len(g);
     assert!(u.len() >= 16 * c_in * fnum);
-    let (v, rest) = ws[..winograd_ws_len(g, fnum, cnt)].split_at_mut(16 * c_in * t);
-    let (m, rest) = rest.split_at_mut(16 * fnum * t);
-    let (plane, corner) = rest.split_at_mut(2 * bl);
-    transform_inputs(isa, g, xs, cnt, v, plane);
+    let (vstride, mstride) = (operand_len(c_in, t), operand_len(fnum, t));
+    let (v, rest) = ws[..winograd_ws_len(g, fnum, cnt)].split_at_mut(16 * vstride);
+    let (m, rest) = rest.split_at_mut(16 * mstride);
+    let (plane, corner) = rest.split_at_mut(2 * block_len(g));
+    transform_inputs(isa, g, xs, cnt, v, vstride, plane);
     let pointwise = WindowGeometry::new([1, c_in, 1, t], [1, 1], 1, 0).expect("a valid 1x1 window");
     let n = c_in * fnum;
     for xi in 0..16 {
-        let vx = &v[xi * c_in * t..][..c_in * t];
-        let mx = &mut m[xi * fnum * t..][..fnum * t];
+        let vx = &v[xi * vstride..][..c_in * t];
+        let mx = &mut m[xi * mstride..][..fnum * t];
         direct_flat_on(isa, &pointwise, vx, 1, &u[xi * n..][..n], fnum, mx, t);
     }
     if let WinogradOut::Pool { .. } = out {
         for (i, k) in corner.iter_mut().enumerate() {
-            *k = T::from_usize(2 * (i / r) * g.out_w + 2 * (i % r));
+            *k = T::from_usize(2 * (i / tw) * g.out_w + 2 * (i % tw));
         }
     }
     let job = OutputTransform {
         m,
-        mstride: fnum * t,
+        mstride,
         fnum,
         cnt,
-        tt,
-        ow: g.out_w,
+        th,
+        tw,
         corner,
         out,
     };
     run_transform(isa, job);
 }
 
-/// The input transform of `cnt` images `xs` `(cnt, C, H, W)` into `v` `(16, C, cnt*tt)`,
-/// plane by plane through `plane` (two blocks of [`block_len`]).
-fn transform_inputs<T: Float>(isa: Isa, g: &WindowGeometry, xs: &[T], cnt: usize, v: &mut [T], plane: &mut [T]) {
+/// The input transform of `cnt` images `xs` `(cnt, C, H, W)` into `v` (`V_xi` at
+/// `xi*vstride`, rows of `cnt*tt` tiles), plane by plane through `plane` (two blocks of
+/// [`block_len`]): channel by channel, image by image, so that a short tile row's extra
+/// lanes land on planes written later or in the slack.
+fn transform_inputs<T: Float>(
+    isa: Isa,
+    g: &WindowGeometry,
+    xs: &[T],
+    cnt: usize,
+    v: &mut [T],
+    vstride: usize,
+    plane: &mut [T],
+) {
     let (c_in, h, w, p) = (g.channels, g.height, g.width, g.pad);
-    let wp = w + 2 * p;
-    let tt = tiles_per_image(g);
-    let t = cnt * tt;
+    let (th, tw) = (g.out_h / 2, g.out_w / 2);
+    let t = cnt * th * tw;
     let bl = block_len(g);
-    assert!(xs.len() >= cnt * c_in * h * w && plane.len() >= 2 * bl);
+    assert!(xs.len() >= cnt * c_in * h * w && plane.len() >= 2 * bl && vstride >= c_in * t + MAX_LANES);
     let plane = &mut plane[..2 * bl];
     // The padding stays zero: every plane writes the same interior positions.
     plane.fill(T::ZERO);
-    for j in 0..cnt {
-        for c in 0..c_in {
+    for c in 0..c_in {
+        for j in 0..cnt {
             let job = InputTransform {
                 src: &xs[(j * c_in + c) * h * w..][..h * w],
                 w,
                 pad: p,
                 plane: &mut *plane,
                 bl,
-                wp,
-                tt,
+                wp: w + 2 * p,
+                th,
+                tw,
                 v: &mut *v,
-                base: c * t + j * tt,
-                vstride: c_in * t,
+                base: c * t + j * th * tw,
+                vstride,
             };
             run_transform(isa, job);
         }
     }
 }
 
-/// Workspace elements [`winograd_dw_on`] needs for `cnt` images: `V` `(16, C, cnt*tt)`,
-/// the output gradient's transform `(16, FN, cnt*tt)`, one padded input plane and one
-/// output-gradient plane with its rows split.
+/// Workspace elements [`winograd_dw_on`] needs for `cnt` images: `V` `(16, C, cnt*tt)`
+/// with slack, the output gradient's transform `(16, FN, cnt*tt)`, one padded input plane
+/// and one output-gradient plane with its rows split.
 pub(crate) fn winograd_dw_ws_len(g: &WindowGeometry, fnum: usize, cnt: usize) -> usize {
     let tt = tiles_per_image(g);
+    let t = cnt.saturating_mul(tt);
     16usize
-        .saturating_mul(g.channels.saturating_add(fnum))
-        .saturating_mul(cnt.saturating_mul(tt))
+        .saturating_mul(operand_len(g.channels, t).saturating_add(fnum.saturating_mul(t)))
         .saturating_add(2 * block_len(g))
         .saturating_add(4 * tt)
 }
 
-/// The transform `A dY A^T` of one output-gradient plane, its rows split (even rows, then
-/// odd rows `2*tt` later, each `W+2p` wide with zeros in the last two columns, so the junk
-/// tiles get zero): `z[xi*zstride + base + u]` for its `tt` tiles.
+/// The transform `A dY A^T` of one output-gradient plane `src` `(OH, OW)`, copied first
+/// into `split` with its even rows first, then its odd rows: `z[xi*zstride + base + u]`
+/// for its `tt` tiles, whose 2x2 blocks are then contiguous pairs.
 struct GradTransform<'a, T> {
-    /// The plane `(OH, OW)`, copied into `split` first.
     src: &'a [T],
     ow: usize,
-    wp: usize,
     split: &'a mut [T],
     tt: usize,
     z: &'a mut [T],
@@ -511,15 +555,15 @@ impl<T: Float> Transform<T> for GradTransform<'_, T> {
         let GradTransform {
             src,
             ow,
-            wp,
             split,
             tt,
             z,
             base,
             zstride,
         } = self;
+        // Block rows: output row oy at (oy % 2)*2*tt + (oy / 2)*OW; 2*tt = OH/2 * OW.
         for (oy, row) in src.chunks_exact(ow).enumerate() {
-            let dst = (oy & 1) * 2 * tt + (oy >> 1) * wp;
+            let dst = (oy & 1) * 2 * tt + (oy >> 1) * ow;
             copy_exact::<V>(&mut split[dst..dst + ow], row);
         }
         let split = &*split;
@@ -575,22 +619,19 @@ pub(crate) fn winograd_dw_on<T: Float>(
     assert!(winograd_applies(g) && cnt >= 1);
     let c_in = g.channels;
     let (oh, ow) = (g.out_h, g.out_w);
-    let wp = g.width + 2 * g.pad;
     let tt = tiles_per_image(g);
     let t = cnt * tt;
     assert!(douts.len() >= cnt * fnum * oh * ow && du.len() >= 16 * c_in * fnum);
-    let (v, rest) = ws[..winograd_dw_ws_len(g, fnum, cnt)].split_at_mut(16 * c_in * t);
+    let vstride = operand_len(c_in, t);
+    let (v, rest) = ws[..winograd_dw_ws_len(g, fnum, cnt)].split_at_mut(16 * vstride);
     let (z, rest) = rest.split_at_mut(16 * fnum * t);
     let (plane, split) = rest.split_at_mut(2 * block_len(g));
-    transform_inputs(isa, g, xs, cnt, v, plane);
-    // Output-gradient planes, rows split; the last two columns of each row stay zero.
-    split.fill(T::ZERO);
+    transform_inputs(isa, g, xs, cnt, v, vstride, plane);
     for j in 0..cnt {
         for f in 0..fnum {
             let job = GradTransform {
                 src: &douts[(j * fnum + f) * oh * ow..][..oh * ow],
                 ow,
-                wp,
                 split: &mut *split,
                 tt,
                 z: &mut *z,
@@ -602,7 +643,7 @@ pub(crate) fn winograd_dw_on<T: Float>(
     }
     let n = c_in * fnum;
     for xi in 0..16 {
-        let a = MatRef::row_major(&v[xi * c_in * t..][..c_in * t], c_in, t);
+        let a = MatRef::row_major(&v[xi * vstride..][..c_in * t], c_in, t);
         let b = MatRef {
             data: &z[xi * fnum * t..][..fnum * t],
             rows: t,
