@@ -139,13 +139,18 @@ unsafe fn run_transform_avx512<T: Float, J: Transform<T>>(job: J) {
     job.body::<<T as crate::float::sealed::Sealed>::Avx512>()
 }
 
-/// Runs a transform on `isa`: 512 bits wide on AVX-512, else through [`run_on`].
-fn run_transform<T: Float, J: Transform<T>>(isa: Isa, job: J) {
+/// Runs a transform on `isa`: 512 bits wide on AVX-512 when `wide`, else through
+/// [`run_on`] (on AVX-512, the AVX2 kernels). Transforms that run along tile rows pass
+/// `wide` only for rows of at least 16 tiles: a shorter row still takes a whole vector,
+/// and half as many lanes store half as many values the next row overwrites.
+fn run_transform<T: Float, J: Transform<T>>(isa: Isa, job: J, wide: bool) {
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512 && isa.is_available() {
+    if wide && isa == Isa::Avx512 && isa.is_available() {
         // SAFETY: the CPU was just checked for AVX2, FMA and AVX-512F.
         return unsafe { run_transform_avx512(job) };
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = wide;
     run_on(isa, job)
 }
 
@@ -457,11 +462,16 @@ pub(crate) fn winograd_flat_on<T: Float>(
         let mx = &mut m[xi * mstride..][..fnum * t];
         direct_flat_on(isa, &pointwise, vx, 1, &u[xi * n..][..n], fnum, mx, t);
     }
-    if let WinogradOut::Pool { .. } = out {
-        for (i, k) in corner.iter_mut().enumerate() {
-            *k = T::from_usize(2 * (i / tw) * g.out_w + 2 * (i % tw));
+    // Pooling runs along each image's tiles, the output images along tile rows.
+    let wide = match out {
+        WinogradOut::Pool { .. } => {
+            for (i, k) in corner.iter_mut().enumerate() {
+                *k = T::from_usize(2 * (i / tw) * g.out_w + 2 * (i % tw));
+            }
+            true
         }
-    }
+        WinogradOut::Images(_) => tw >= MAX_LANES,
+    };
     let job = OutputTransform {
         m,
         mstride,
@@ -472,7 +482,7 @@ pub(crate) fn winograd_flat_on<T: Float>(
         corner,
         out,
     };
-    run_transform(isa, job);
+    run_transform(isa, job, wide);
 }
 
 /// The input transform of `cnt` images `xs` `(cnt, C, H, W)` into `v` (`V_xi` at
@@ -511,7 +521,7 @@ fn transform_inputs<T: Float>(
                 base: c * t + j * th * tw,
                 vstride,
             };
-            run_transform(isa, job);
+            run_transform(isa, job, tw >= MAX_LANES);
         }
     }
 }
@@ -638,7 +648,7 @@ pub(crate) fn winograd_dw_on<T: Float>(
                 base: f * t + j * tt,
                 zstride: fnum * t,
             };
-            run_transform(isa, job);
+            run_transform(isa, job, true);
         }
     }
     let n = c_in * fnum;
