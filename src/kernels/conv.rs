@@ -668,10 +668,10 @@ fn backward_slots<T>(g: &ConvGeometry) -> [usize; 5] {
 
 /// Fewest input channels and filters for the Winograd weight gradient
 /// ([`winograd_dw`]): its 16 products `dU_xi (C x FN) += V_xi Z_xi^T` per group are small
-/// GEMMs, which on DeepConvNet's 16-channel conv2 and conv3 measured slower than the
-/// GEMM over the padded images (conv2 3.39 against 2.65 ms, conv3 1.54 against 1.43, in
-/// `cargo bench --bench layers -- backward_weights`), and faster from conv4 on (2.45
-/// against 3.17 ms).
+/// GEMMs. `cargo bench --bench layers -- backward_weights` with the bound at 16 against
+/// 32, alternated: conv2 3.24 against 2.76 ms (the direct kernel), conv3 1.33 against
+/// 1.35 (the GEMM over the padded images); from conv4 on it is faster than the GEMM
+/// (conv4 2.45 against 3.17 ms, conv6 2.80 against 3.63).
 const WINOGRAD_DW_MIN: usize = 32;
 
 /// Whether the backward computes the weight gradient by Winograd `F(2x2, 3x3)`

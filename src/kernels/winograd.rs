@@ -70,7 +70,9 @@ pub(crate) fn winograd_filters_len(g: &WindowGeometry, fnum: usize) -> usize {
 /// Length of one block (even or odd rows) of a plane in the row-split padded layout:
 /// `OH/2 + 1` rows of `W + 2p`, and slack for the extra lanes of the last tile row.
 fn block_len(g: &WindowGeometry) -> usize {
-    (g.out_h / 2 + 1) * (g.width + 2 * g.pad) + 2 * MAX_LANES + 2
+    (g.out_h / 2 + 1)
+        .saturating_mul(g.width.saturating_add(2 * g.pad))
+        .saturating_add(2 * MAX_LANES + 2)
 }
 
 /// Row stride of `V_xi` (`C` rows of `cnt*tt` tiles) and of `M_xi` (`FN` rows), with
@@ -87,7 +89,7 @@ pub(crate) fn winograd_ws_len(g: &WindowGeometry, fnum: usize, cnt: usize) -> us
     let t = cnt.saturating_mul(tt);
     16usize
         .saturating_mul(operand_len(g.channels, t).saturating_add(operand_len(fnum, t)))
-        .saturating_add(2 * block_len(g))
+        .saturating_add(block_len(g).saturating_mul(2))
         .saturating_add(tt)
 }
 
@@ -534,8 +536,8 @@ pub(crate) fn winograd_dw_ws_len(g: &WindowGeometry, fnum: usize, cnt: usize) ->
     let t = cnt.saturating_mul(tt);
     16usize
         .saturating_mul(operand_len(g.channels, t).saturating_add(fnum.saturating_mul(t)))
-        .saturating_add(2 * block_len(g))
-        .saturating_add(4 * tt)
+        .saturating_add(block_len(g).saturating_mul(2))
+        .saturating_add(tt.saturating_mul(4))
 }
 
 /// The transform `A dY A^T` of one output-gradient plane `src` `(OH, OW)`, copied first

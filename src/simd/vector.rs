@@ -139,7 +139,7 @@ pub trait Vector: Copy {
     }
 }
 
-/// A kernel body generic over the vector type, run by [`run`] on the active ISA.
+/// A kernel body generic over the vector type, run by `run_on` on the active ISA.
 pub trait Job<T: Float> {
     /// What the kernel returns.
     type Out;
