@@ -156,6 +156,23 @@ fn run_transform<T: Float, J: Transform<T>>(isa: Isa, job: J, wide: bool) {
     run_on(isa, job)
 }
 
+/// Each transform is also a [`Job`], whose body is [`Transform::body`] on the ISA's vector.
+macro_rules! job_from_body {
+    ($($t:ident),*) => {
+        $(
+            impl<T: Float> Job<T> for $t<'_, T> {
+                type Out = ();
+                #[inline(always)]
+                fn run<V: Vector<E = T>>(self) {
+                    self.body::<V>()
+                }
+            }
+        )*
+    };
+}
+
+job_from_body!(InputTransform, OutputTransform, GradTransform);
+
 /// The input transform of one image plane `src` `(H, W)`: copied zero-padded into
 /// `plane` (row-split layout, see the module docs; its padding already zero), then
 /// `V[xi*vstride + base + u]` for its `tt` tiles, tile row by tile row.
@@ -193,14 +210,6 @@ fn copy_exact<V: TransformVec>(dst: &mut [V::E], src: &[V::E]) {
             break;
         }
         i += lanes;
-    }
-}
-
-impl<T: Float> Job<T> for InputTransform<'_, T> {
-    type Out = ();
-    #[inline(always)]
-    fn run<V: Vector<E = T>>(self) {
-        self.body::<V>()
     }
 }
 
@@ -300,14 +309,6 @@ struct OutputTransform<'a, T> {
     /// `oy*OW + ox` of each tile's top-left output, `tt` of them (for `Pool`).
     corner: &'a [T],
     out: WinogradOut<'a, T>,
-}
-
-impl<T: Float> Job<T> for OutputTransform<'_, T> {
-    type Out = ();
-    #[inline(always)]
-    fn run<V: Vector<E = T>>(self) {
-        self.body::<V>()
-    }
 }
 
 impl<T: Float> Transform<T> for OutputTransform<'_, T> {
@@ -551,14 +552,6 @@ struct GradTransform<'a, T> {
     z: &'a mut [T],
     base: usize,
     zstride: usize,
-}
-
-impl<T: Float> Job<T> for GradTransform<'_, T> {
-    type Out = ();
-    #[inline(always)]
-    fn run<V: Vector<E = T>>(self) {
-        self.body::<V>()
-    }
 }
 
 impl<T: Float> Transform<T> for GradTransform<'_, T> {
