@@ -113,6 +113,8 @@ macro_rules! avx512_transform_vec {
                 unsafe { Self($sub(self.0, o.0)) }
             }
             #[inline(always)]
+            // SAFETY (caller): the 2*LANES elements from `p` are readable (see
+            // `TransformVec::load_deinterleave`).
             unsafe fn load_deinterleave(p: *const $e) -> (Self, Self) {
                 const EVEN: [$idx; $lanes] = {
                     let mut a = [0; $lanes];
@@ -147,6 +149,8 @@ macro_rules! avx512_transform_vec {
                 }
             }
             #[inline(always)]
+            // SAFETY (caller): the 2*LANES elements from `p` are writable (see
+            // `TransformVec::store_interleave`).
             unsafe fn store_interleave(p: *mut $e, even: Self, odd: Self) {
                 // Lane i of the low half takes even[i/2] or odd[i/2]; the high half the
                 // same from LANES/2 on (indices >= LANES pick from `odd`).

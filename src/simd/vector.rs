@@ -249,11 +249,13 @@ impl<V: Vector> TransformVec for V {
         <V as Vector>::sub(self, o)
     }
     #[inline(always)]
+    // SAFETY (caller): the 2*LANES elements from `p` are readable.
     unsafe fn load_deinterleave(p: *const Self::E) -> (Self, Self) {
         // SAFETY: same contract as Vector::load_deinterleave.
         unsafe { <V as Vector>::load_deinterleave(p) }
     }
     #[inline(always)]
+    // SAFETY (caller): the 2*LANES elements from `p` are writable.
     unsafe fn store_interleave(p: *mut Self::E, even: Self, odd: Self) {
         // SAFETY: same contract as Vector::store_interleave.
         unsafe { <V as Vector>::store_interleave(p, even, odd) }
