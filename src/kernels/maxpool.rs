@@ -116,14 +116,11 @@ fn pool_block<V: Vector>(
     }
     let orow = oy * w.out_w;
     let dst = &mut o[orow + ox..orow + ox + V::LANES];
-    let mut idx = [zero; MAX_LANES];
-    // SAFETY: `dst` has exactly LANES elements; `idx` holds MAX_LANES >= LANES.
+    let adst = &mut a[orow + ox..orow + ox + V::LANES];
+    // SAFETY: `dst` and `adst` have exactly LANES elements.
     unsafe {
         best.store(dst.as_mut_ptr());
-        bi.store(idx.as_mut_ptr());
-    }
-    for (d, &v) in a[orow + ox..orow + ox + V::LANES].iter_mut().zip(&idx) {
-        *d = v.to_f64() as u32;
+        bi.store_index(adst.as_mut_ptr());
     }
 }
 
@@ -134,8 +131,9 @@ impl<T: Float> Job<T> for PoolPlanes<'_, T> {
         let w = &self.g.window;
         let (plane, oplane) = (w.height * w.width, w.out_pixels());
         let (s, p, lanes) = (w.stride, w.pad, V::LANES);
-        // Arg-max indices ride in float lanes: exact while the plane index fits the mantissa.
-        let exact = (plane as f64) < if T::NAME == "f32" { 16_777_216.0 } else { 9.0e15 };
+        // Arg-max indices ride in float lanes, stored through `Vector::store_index`: exact
+        // below 2^24 (f32's mantissa) for both types.
+        let exact = plane < 1 << 24;
         // Output columns whose window lies inside the row: x0 = ox*s - p >= 0, x0 + kw <= W.
         let ox_lo = p.div_ceil(s).min(w.out_w);
         let ox_hi = if w.width + p >= w.kw {
@@ -276,6 +274,11 @@ fn pool2x2_block<V: Vector>(xp: &[V::E], pitch: usize, i0: usize, ww: usize, ix0
 /// Writes the first `arow.len()` (at most `LANES`) float-held indices of `bi` as `u32`.
 #[inline(always)]
 fn store_indices<V: Vector>(bi: V, arow: &mut [u32]) {
+    if arow.len() == V::LANES {
+        // SAFETY: `arow` has exactly LANES elements.
+        unsafe { bi.store_index(arow.as_mut_ptr()) };
+        return;
+    }
     let mut idx = [<V::E as Float>::ZERO; MAX_LANES];
     // SAFETY: `idx` holds MAX_LANES >= LANES elements.
     unsafe { bi.store(idx.as_mut_ptr()) };

@@ -35,6 +35,12 @@ macro_rules! avx2_vector {
                 unsafe { _mm256_storeu_ps(p, self.0) }
             }
             #[inline(always)]
+            unsafe fn store_index(self, p: *mut u32) {
+                // SAFETY: the caller guarantees `p..p+8` (u32) is writable; AVX is enabled.
+                // Whole numbers below 2^24 convert exactly through i32.
+                unsafe { _mm256_storeu_si256(p.cast(), _mm256_cvttps_epi32(self.0)) }
+            }
+            #[inline(always)]
             unsafe fn store_stream(self, p: *mut $e) {
                 // SAFETY: the caller guarantees `p..p+8` is writable and 32-byte
                 // aligned; AVX is enabled.
@@ -192,6 +198,12 @@ macro_rules! avx2_vector {
             unsafe fn store(self, p: *mut $e) {
                 // SAFETY: the caller guarantees `p..p+4` is writable; AVX is enabled.
                 unsafe { _mm256_storeu_pd(p, self.0) }
+            }
+            #[inline(always)]
+            unsafe fn store_index(self, p: *mut u32) {
+                // SAFETY: the caller guarantees `p..p+4` (u32, 16 bytes) is writable; AVX is
+                // enabled. Whole numbers below 2^24 convert exactly through i32.
+                unsafe { _mm_storeu_si128(p.cast(), _mm256_cvttpd_epi32(self.0)) }
             }
             #[inline(always)]
             unsafe fn store_stream(self, p: *mut $e) {

@@ -105,7 +105,7 @@ avx512_gemm_vec!(
 );
 
 macro_rules! avx512_transform_vec {
-    ($t:ident, $e:ty, $lanes:expr, $idx:ty, $sub:ident, $perm:ident, $cmp:ident, $movm:ident) => {
+    ($t:ident, $e:ty, $lanes:expr, $idx:ty, $sub:ident, $perm:ident, $cmp:ident, $movm:ident, $cvt:ident, $istore:ident) => {
         impl TransformVec for $t {
             #[inline(always)]
             fn sub(self, o: Self) -> Self {
@@ -195,6 +195,14 @@ macro_rules! avx512_transform_vec {
                     (Self($movm(best.0, take, cand.0)), Self($movm(bi.0, take, ci.0)))
                 }
             }
+            #[inline(always)]
+            // SAFETY (caller): the LANES u32 from `p` are writable (see
+            // `TransformVec::store_index`).
+            unsafe fn store_index(self, p: *mut u32) {
+                // SAFETY: the caller guarantees `p..p+LANES` (u32) is writable; AVX-512F is
+                // enabled. Whole numbers below 2^24 convert exactly through i32.
+                unsafe { $istore(p.cast(), $cvt(self.0)) }
+            }
         }
     };
 }
@@ -207,7 +215,9 @@ avx512_transform_vec!(
     _mm512_sub_ps,
     _mm512_permutex2var_ps,
     _mm512_cmp_ps_mask,
-    _mm512_mask_mov_ps
+    _mm512_mask_mov_ps,
+    _mm512_cvttps_epi32,
+    _mm512_storeu_si512
 );
 avx512_transform_vec!(
     Avx512F64,
@@ -217,5 +227,7 @@ avx512_transform_vec!(
     _mm512_sub_pd,
     _mm512_permutex2var_pd,
     _mm512_cmp_pd_mask,
-    _mm512_mask_mov_pd
+    _mm512_mask_mov_pd,
+    _mm512_cvttpd_epi32,
+    _mm256_storeu_si256
 );

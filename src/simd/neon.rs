@@ -32,6 +32,11 @@ impl Vector for NeonF32 {
         unsafe { vst1q_f32(p, self.0) }
     }
     #[inline(always)]
+    unsafe fn store_index(self, p: *mut u32) {
+        // SAFETY: the caller guarantees `p..p+4` (u32) is writable; NEON is enabled.
+        unsafe { vst1q_u32(p, vcvtq_u32_f32(self.0)) }
+    }
+    #[inline(always)]
     unsafe fn load_deinterleave(p: *const f32) -> (Self, Self) {
         // SAFETY: the caller guarantees `p..p+8` is readable; NEON is enabled.
         unsafe {
@@ -179,6 +184,11 @@ impl Vector for NeonF64 {
     unsafe fn store(self, p: *mut f64) {
         // SAFETY: the caller guarantees `p..p+2` is writable; NEON is enabled.
         unsafe { vst1q_f64(p, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn store_index(self, p: *mut u32) {
+        // SAFETY: the caller guarantees `p..p+2` (u32) is writable; NEON is enabled.
+        unsafe { vst1_u32(p, vmovn_u64(vcvtq_u64_f64(self.0))) }
     }
     #[inline(always)]
     unsafe fn load_deinterleave(p: *const f64) -> (Self, Self) {

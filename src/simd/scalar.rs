@@ -28,6 +28,11 @@ impl<T: Float> Vector for Scalar<T> {
         unsafe { *p = self.0 }
     }
     #[inline(always)]
+    unsafe fn store_index(self, p: *mut u32) {
+        // SAFETY: the caller guarantees `p` is writable.
+        unsafe { *p = self.0.to_f64() as u32 }
+    }
+    #[inline(always)]
     unsafe fn load_deinterleave(p: *const T) -> (Self, Self) {
         // SAFETY: the caller guarantees `p..p+2` is readable.
         unsafe { (Scalar(*p), Scalar(*p.add(1))) }

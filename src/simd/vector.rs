@@ -39,6 +39,13 @@ pub trait Vector: Copy {
     /// [`Vector::store_stream`] is a plain store).
     #[inline(always)]
     fn stream_fence() {}
+    /// Stores the `LANES` lanes, each a whole number in `0..2^24` (an index held exactly
+    /// as a float, such as a max-pooling arg-max), as `u32` to `p`, converted in the
+    /// register. Other lane values store unspecified numbers.
+    ///
+    /// # Safety
+    /// `p..p+LANES` must be writable.
+    unsafe fn store_index(self, p: *mut u32);
     /// Loads `2*LANES` elements from `p` and splits them into the even-indexed and the
     /// odd-indexed ones, each in order.
     ///
@@ -241,6 +248,11 @@ pub trait TransformVec: GemmVec {
     /// One max-pooling step under the crate's NaN policy ([`Vector::takes_over`]): where
     /// candidate `cand` takes over `best`, `(cand, ci)` replace `(best, bi)`.
     fn max_step(best: Self, bi: Self, cand: Self, ci: Self) -> (Self, Self);
+    /// [`Vector::store_index`]: the lanes, whole numbers in `0..2^24`, as `u32` to `p`.
+    ///
+    /// # Safety
+    /// `p..p+LANES` must be writable.
+    unsafe fn store_index(self, p: *mut u32);
 }
 
 impl<V: Vector> TransformVec for V {
@@ -264,5 +276,11 @@ impl<V: Vector> TransformVec for V {
     fn max_step(best: Self, bi: Self, cand: Self, ci: Self) -> (Self, Self) {
         let take = best.takes_over(cand);
         (V::select(take, cand, best), V::select(take, ci, bi))
+    }
+    #[inline(always)]
+    // SAFETY (caller): the LANES u32 from `p` are writable.
+    unsafe fn store_index(self, p: *mut u32) {
+        // SAFETY: same contract as Vector::store_index.
+        unsafe { <V as Vector>::store_index(self, p) }
     }
 }
