@@ -39,7 +39,7 @@ use crate::kernels::maxpool::{pool_planes, pool2x2_pitched, pools_pitched};
 use crate::kernels::par::{chunking, for_each_chunk1, for_each_chunk2, for_each_chunk3};
 use crate::kernels::winograd::{
     WinogradOut, winograd_applies, winograd_dw_finish, winograd_dw_on, winograd_dw_ws_len, winograd_filters,
-    winograd_filters_len, winograd_flat_on, winograd_pool_len, winograd_ws_len,
+    winograd_filters_len, winograd_flat_on, winograd_ws_len,
 };
 
 /// True when the convolution needs no im2col (1x1 window, stride 1, no padding).
@@ -907,30 +907,6 @@ pub fn conv2d_backward<T: Float>(
     Ok(())
 }
 
-/// Copies image `j`'s pooled maxima and arg-max indices out of the Winograd convolution's
-/// [`WinogradOut::Pool`] slices for `cnt` images (the first and second
-/// [`winograd_pool_len`] elements of `pooled`) into `o_n` and `a_n` `(FN, OH/2, OW/2)`.
-fn winograd_pool_copy<T: Float>(
-    win: &WindowGeometry,
-    fnum: usize,
-    pooled: &[T],
-    cnt: usize,
-    j: usize,
-    o_n: &mut [T],
-    a_n: &mut [u32],
-) {
-    let len = winograd_pool_len(win, fnum, cnt);
-    let (vals, idx) = (&pooled[..len], &pooled[len..2 * len]);
-    let tt = o_n.len() / fnum;
-    let t = cnt * tt;
-    for (f, (o_f, a_f)) in o_n.chunks_exact_mut(tt).zip(a_n.chunks_exact_mut(tt)).enumerate() {
-        o_f.copy_from_slice(&vals[f * t + j * tt..][..tt]);
-        for (a, &i) in a_f.iter_mut().zip(&idx[f * t + j * tt..][..tt]) {
-            *a = i.to_f64() as u32;
-        }
-    }
-}
-
 /// Scratch elements [`conv2d_relu_pool_forward`] needs: the packed filter matrix, and per
 /// chunk one column matrix and
 /// one image's convolution output.
@@ -1044,26 +1020,23 @@ pub fn conv2d_relu_pool_forward<T: Float>(
                 if implicit(g) {
                     let xs = &x[first * img..(first + cnt) * img];
                     if let ForwardFilters::Winograd(u) = &filters {
+                        let outs = &mut out_c[g0 * pimg..(g0 + cnt) * pimg];
+                        let args = &mut arg_c[g0 * pimg..(g0 + cnt) * pimg];
                         if pitched {
                             // Each Winograd tile is a pooling window: pooled as it is
-                            // transformed back, then copied out plane by plane.
-                            let len = winograd_pool_len(win, fnum, cnt);
-                            let (vals, rest) = zgroup.split_at_mut(len);
-                            let idx = &mut rest[..len];
-                            let out = WinogradOut::Pool { vals, idx };
+                            // transformed back, straight into the output.
+                            let out = WinogradOut::Pool { vals: outs, idx: args };
                             winograd_flat_on(isa, win, xs, cnt, u, fnum, out, col);
                         } else {
                             let out = WinogradOut::Images(&mut zgroup[..cnt * zlen]);
                             winograd_flat_on(isa, win, xs, cnt, u, fnum, out, col);
-                        }
-                        for j in 0..cnt {
-                            let o_n = &mut out_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
-                            let a_n = &mut arg_c[(g0 + j) * pimg..(g0 + j + 1) * pimg];
-                            if pitched {
-                                winograd_pool_copy(win, fnum, zgroup, cnt, j, o_n, a_n);
-                            } else {
+                            for (j, (o_n, a_n)) in
+                                outs.chunks_exact_mut(pimg).zip(args.chunks_exact_mut(pimg)).enumerate()
+                            {
                                 pool_planes(isa, pool, &zgroup[j * zlen..], p, o_n, a_n);
                             }
+                        }
+                        for o_n in outs.chunks_exact_mut(pimg) {
                             apply_bias_epilogue(isa, o_n, b, pw.out_pixels(), Epilogue::Relu);
                         }
                         continue;

@@ -93,11 +93,6 @@ pub(crate) fn winograd_ws_len(g: &WindowGeometry, fnum: usize, cnt: usize) -> us
         .saturating_add(tt)
 }
 
-/// Elements of each of [`WinogradOut::Pool`]'s slices for `cnt` images: `FN*cnt*tt`.
-pub(crate) fn winograd_pool_len(g: &WindowGeometry, fnum: usize, cnt: usize) -> usize {
-    fnum.saturating_mul(cnt).saturating_mul(tiles_per_image(g))
-}
-
 /// Transforms 3x3 filters, given transposed as `wt` `(C*9, FN)` (tap `(c, ky, kx)` of
 /// filter `f` at `(c*9 + ky*3 + kx)*FN + f`), into `u` `(16, C, FN)`: `U_c = G g_c G^T`.
 pub(crate) fn winograd_filters<T: Float>(wt: &[T], channels: usize, fnum: usize, u: &mut [T]) {
@@ -171,7 +166,7 @@ macro_rules! job_from_body {
     };
 }
 
-job_from_body!(InputTransform, OutputTransform, GradTransform);
+job_from_body!(InputTransform, OutputTransform, PoolTransform, GradTransform);
 
 /// The input transform of one image plane `src` `(H, W)`: copied zero-padded into
 /// `plane` (row-split layout, see the module docs; its padding already zero), then
@@ -283,16 +278,17 @@ impl<T: Float> Transform<T> for InputTransform<'_, T> {
 pub(crate) enum WinogradOut<'a, T> {
     /// The convolution's output `(cnt, FN, OH, OW)`, no bias.
     Images(&'a mut [T]),
-    /// Each tile's maximum, its 2x2 max-pooling window: `vals[f*t + j*tt + u]` for tile
-    /// `u` of image `j` (`tt = OH/2 * OW/2` tiles per image, `t = cnt*tt`), which is filter
-    /// `f`'s pooled plane `(OH/2, OW/2)`; and in `idx` the arg-max's index `oy*OW + ox` in
-    /// the output plane, as a float. Candidates in window order `(0,0), (0,1), (1,0),
-    /// (1,1)` under the max-pooling NaN policy, as [`crate::kernels::maxpool_forward`].
+    /// Each tile's maximum, its 2x2 max-pooling window: `vals[(j*FN + f)*tt + u]` for
+    /// tile `u` of image `j` (`tt = OH/2 * OW/2` tiles per image), the pooled images
+    /// `(cnt, FN, OH/2, OW/2)` (no bias); and in `idx`, at the same place, the arg-max's
+    /// index `oy*OW + ox` in the output plane. Candidates in window order `(0,0), (0,1),
+    /// (1,0), (1,1)` under the max-pooling NaN policy, as
+    /// [`crate::kernels::maxpool_forward`].
     Pool {
-        /// The maxima, [`winograd_pool_len`] elements.
+        /// The maxima, `cnt*FN*tt` elements.
         vals: &'a mut [T],
-        /// The arg-max indices, [`winograd_pool_len`] elements.
-        idx: &'a mut [T],
+        /// The arg-max indices, `cnt*FN*tt` elements.
+        idx: &'a mut [u32],
     },
 }
 
@@ -306,9 +302,19 @@ struct OutputTransform<'a, T> {
     /// Tile rows and tiles per row.
     th: usize,
     tw: usize,
-    /// `oy*OW + ox` of each tile's top-left output, `tt` of them (for `Pool`).
-    corner: &'a [T],
-    out: WinogradOut<'a, T>,
+    /// The convolution's output `(cnt, FN, OH, OW)`.
+    out: &'a mut [T],
+}
+
+/// The 16 `M` vectors of `LANES` tiles from element `at` of each `M_xi` (`xi*mstride`).
+#[inline(always)]
+fn load_m<V: TransformVec>(m: &[V::E], mstride: usize, at: usize) -> [V; 16] {
+    assert!(15 * mstride + at + V::LANES <= m.len());
+    std::array::from_fn(|xi| {
+        // SAFETY: xi*mstride + at + LANES <= 15*mstride + at + LANES <= m.len()
+        // (asserted above).
+        unsafe { V::load(m.as_ptr().add(xi * mstride + at)) }
+    })
 }
 
 impl<T: Float> Transform<T> for OutputTransform<'_, T> {
@@ -321,7 +327,6 @@ impl<T: Float> Transform<T> for OutputTransform<'_, T> {
             cnt,
             th,
             tw,
-            corner,
             out,
         } = self;
         let lanes = V::LANES;
@@ -335,86 +340,116 @@ impl<T: Float> Transform<T> for OutputTransform<'_, T> {
                 && m.len() >= 15 * mstride + fnum * t + MAX_LANES
         );
         // The 16 M vectors of LANES tiles from tile u of filter f's row.
-        let load = |f: usize, u: usize| -> [V; 16] {
-            std::array::from_fn(|xi| {
-                // SAFETY: f*t + u < fnum*t, so xi*mstride + f*t + u + LANES <= 15*mstride +
-                // fnum*t + MAX_LANES <= m.len() (asserted above).
-                unsafe { V::load(m.as_ptr().add(xi * mstride + f * t + u)) }
-            })
-        };
-        match out {
-            WinogradOut::Images(o) => {
-                assert!(o.len() >= cnt * fnum * tt * 4);
-                // Image by image, filter by filter, tile row by tile row: the extra lanes
-                // of a short row are overwritten by the rows after it.
-                for j in 0..cnt {
-                    for f in 0..fnum {
-                        for ty in 0..th {
-                            let u_row = j * tt + ty * tw;
-                            let o_row = ((j * fnum + f) * 2 * th + 2 * ty) * ow;
-                            if tw < lanes && o_row + ow + 2 * lanes > o.len() {
-                                // The last rows of the output, too short for a vector.
-                                for tx in 0..tw {
-                                    let e = |xi: usize| Scalar(m[xi * mstride + f * t + u_row + tx]);
-                                    let y = tile_vectors::<Scalar<T>>(&std::array::from_fn(e));
-                                    let at = o_row + 2 * tx;
-                                    [o[at], o[at + 1], o[at + ow], o[at + ow + 1]] = [y[0].0, y[1].0, y[2].0, y[3].0];
-                                }
-                                continue;
-                            }
-                            let mut tx = 0;
-                            loop {
-                                let tx0 = if tw >= lanes { tx.min(tw - lanes) } else { 0 };
-                                let y = tile_vectors(&load(f, u_row + tx0));
-                                let at = o_row + 2 * tx0;
-                                // SAFETY: a row of at least LANES tiles stores inside its
-                                // own two output rows (tx0 + LANES <= tw); a shorter one was
-                                // checked to end inside `o` just above.
-                                unsafe {
-                                    V::store_interleave(o.as_mut_ptr().add(at), y[0], y[1]);
-                                    V::store_interleave(o.as_mut_ptr().add(at + ow), y[2], y[3]);
-                                }
-                                if tx0 + lanes >= tw {
-                                    break;
-                                }
-                                tx += lanes;
-                            }
+        let load = |f: usize, u: usize| -> [V; 16] { load_m(m, mstride, f * t + u) };
+        assert!(out.len() >= cnt * fnum * tt * 4);
+        // Image by image, filter by filter, tile row by tile row: the extra lanes
+        // of a short row are overwritten by the rows after it.
+        for j in 0..cnt {
+            for f in 0..fnum {
+                for ty in 0..th {
+                    let u_row = j * tt + ty * tw;
+                    let o_row = ((j * fnum + f) * 2 * th + 2 * ty) * ow;
+                    if tw < lanes && o_row + ow + 2 * lanes > out.len() {
+                        // The last rows of the output, too short for a vector.
+                        for tx in 0..tw {
+                            let e = |xi: usize| Scalar(m[xi * mstride + f * t + u_row + tx]);
+                            let y = tile_vectors::<Scalar<T>>(&std::array::from_fn(e));
+                            let at = o_row + 2 * tx;
+                            [out[at], out[at + 1], out[at + ow], out[at + ow + 1]] = [y[0].0, y[1].0, y[2].0, y[3].0];
                         }
+                        continue;
+                    }
+                    let mut tx = 0;
+                    loop {
+                        let tx0 = if tw >= lanes { tx.min(tw - lanes) } else { 0 };
+                        let y = tile_vectors(&load(f, u_row + tx0));
+                        let at = o_row + 2 * tx0;
+                        // SAFETY: a row of at least LANES tiles stores inside its
+                        // own two output rows (tx0 + LANES <= tw); a shorter one was
+                        // checked to end inside `out` just above.
+                        unsafe {
+                            V::store_interleave(out.as_mut_ptr().add(at), y[0], y[1]);
+                            V::store_interleave(out.as_mut_ptr().add(at + ow), y[2], y[3]);
+                        }
+                        if tx0 + lanes >= tw {
+                            break;
+                        }
+                        tx += lanes;
                     }
                 }
             }
-            WinogradOut::Pool { vals, idx } => {
-                assert!(vals.len() >= fnum * t && idx.len() >= fnum * t && corner.len() >= tt);
-                let (one, owv) = (V::splat(T::ONE), V::splat(T::from_usize(ow)));
-                // Along each image's tiles by whole vectors, the last one shifted back.
-                for f in 0..fnum {
-                    for j in 0..cnt {
-                        let plane = f * t + j * tt;
-                        let mut u = 0;
-                        loop {
-                            let u0 = u.min(tt - lanes);
-                            let y = tile_vectors(&load(f, j * tt + u0));
-                            // SAFETY: u0 + LANES <= tt <= corner.len() (asserted above).
-                            let i00 = unsafe { V::load(corner.as_ptr().add(u0)) };
-                            let (mut best, mut bi) = (y[0], i00);
-                            for (cand, ci) in [
-                                (y[1], i00.add(one)),
-                                (y[2], i00.add(owv)),
-                                (y[3], i00.add(owv).add(one)),
-                            ] {
-                                (best, bi) = V::max_step(best, bi, cand, ci);
-                            }
-                            // SAFETY: plane + u0 + LANES <= fnum*t <= both lengths (asserted).
-                            unsafe {
-                                best.store(vals.as_mut_ptr().add(plane + u0));
-                                bi.store(idx.as_mut_ptr().add(plane + u0));
-                            }
-                            if u0 + lanes >= tt {
-                                break;
-                            }
-                            u += lanes;
-                        }
+        }
+    }
+}
+
+/// The output transform pooled: each tile's 2x2 outputs are its max-pooling window (see
+/// [`WinogradOut::Pool`]). `M` as in [`OutputTransform`].
+struct PoolTransform<'a, T> {
+    m: &'a [T],
+    mstride: usize,
+    fnum: usize,
+    cnt: usize,
+    /// Tiles per image and the output's width.
+    tt: usize,
+    ow: usize,
+    /// `oy*OW + ox` of each tile's top-left output, `tt` of them.
+    corner: &'a [T],
+    vals: &'a mut [T],
+    idx: &'a mut [u32],
+}
+
+impl<T: Float> Transform<T> for PoolTransform<'_, T> {
+    #[inline(always)]
+    fn body<V: TransformVec<E = T>>(self) {
+        let PoolTransform {
+            m,
+            mstride,
+            fnum,
+            cnt,
+            tt,
+            ow,
+            corner,
+            vals,
+            idx,
+        } = self;
+        let lanes = V::LANES;
+        let t = cnt * tt;
+        assert!(
+            lanes <= MAX_LANES
+                && tt >= lanes
+                && mstride >= fnum * t + MAX_LANES
+                && m.len() >= 15 * mstride + fnum * t + MAX_LANES
+        );
+        assert!(vals.len() >= fnum * t && idx.len() >= fnum * t && corner.len() >= tt);
+        let (one, owv) = (V::splat(T::ONE), V::splat(T::from_usize(ow)));
+        // Along each image's tiles by whole vectors, the last one shifted back.
+        for j in 0..cnt {
+            for f in 0..fnum {
+                let plane = (j * fnum + f) * tt;
+                let mut u = 0;
+                loop {
+                    let u0 = u.min(tt - lanes);
+                    let y = tile_vectors(&load_m::<V>(m, mstride, f * t + j * tt + u0));
+                    // SAFETY: u0 + LANES <= tt <= corner.len() (asserted above).
+                    let i00 = unsafe { V::load(corner.as_ptr().add(u0)) };
+                    let (mut best, mut bi) = (y[0], i00);
+                    for (cand, ci) in [
+                        (y[1], i00.add(one)),
+                        (y[2], i00.add(owv)),
+                        (y[3], i00.add(owv).add(one)),
+                    ] {
+                        (best, bi) = V::max_step(best, bi, cand, ci);
                     }
+                    // SAFETY: plane + u0 + LANES <= cnt*fnum*tt = fnum*t <= both
+                    // lengths (asserted above).
+                    unsafe {
+                        best.store(vals.as_mut_ptr().add(plane + u0));
+                        bi.store_index(idx.as_mut_ptr().add(plane + u0));
+                    }
+                    if u0 + lanes >= tt {
+                        break;
+                    }
+                    u += lanes;
                 }
             }
         }
@@ -466,26 +501,38 @@ pub(crate) fn winograd_flat_on<T: Float>(
         direct_flat_on(isa, &pointwise, vx, 1, &u[xi * n..][..n], fnum, mx, t);
     }
     // Pooling runs along each image's tiles, the output images along tile rows.
-    let wide = match out {
-        WinogradOut::Pool { .. } => {
+    match out {
+        WinogradOut::Pool { vals, idx } => {
             for (i, k) in corner.iter_mut().enumerate() {
                 *k = T::from_usize(2 * (i / tw) * g.out_w + 2 * (i % tw));
             }
-            true
+            let (m, corner) = (&*m, &*corner);
+            let job = PoolTransform {
+                m,
+                mstride,
+                fnum,
+                cnt,
+                tt,
+                ow: g.out_w,
+                corner,
+                vals,
+                idx,
+            };
+            run_transform(isa, job, true);
         }
-        WinogradOut::Images(_) => tw >= MAX_LANES,
-    };
-    let job = OutputTransform {
-        m,
-        mstride,
-        fnum,
-        cnt,
-        th,
-        tw,
-        corner,
-        out,
-    };
-    run_transform(isa, job, wide);
+        WinogradOut::Images(out) => {
+            let job = OutputTransform {
+                m,
+                mstride,
+                fnum,
+                cnt,
+                th,
+                tw,
+                out,
+            };
+            run_transform(isa, job, tw >= MAX_LANES);
+        }
+    }
 }
 
 /// The input transform of `cnt` images `xs` `(cnt, C, H, W)` into `v` (`V_xi` at
