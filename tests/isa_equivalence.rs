@@ -1240,6 +1240,50 @@ fn conv_winograd_exact_on_every_isa() {
     }
 }
 
+/// The fused conv-ReLU-pool adds the bias and applies ReLU inside the Winograd output
+/// transform, after pooling: with non-finite biases (NaN, both infinities), a huge one and
+/// a filter whose sums are exactly zero it must still give ReLU's NaN policy (NaN passes,
+/// zero and below become `+0`), the same as pooling `relu(conv + b)` afterwards, on every
+/// ISA.
+#[test]
+fn conv_winograd_fused_bias_relu_non_finite() {
+    fn check<T: Elem>(isa: Isa, seed: u64) -> Result<(), String> {
+        // 16 channels, 8x8 output (16 tiles): a Winograd geometry; the 2x2 pooling is
+        // fused into its output transform.
+        let g = ConvGeometry::new([2, 16, 8, 8], 8, [3, 3], 1, 1).map_err(|e| e.to_string())?;
+        let mut r = Gen::new(seed);
+        let (x, w) = (
+            conv_ints(&mut r, g.window.input_len(), 4),
+            conv_ints(&mut r, g.weight_len(), 3),
+        );
+        // Filter 7's weights are all zero: its sums are exactly 0 (with a -0.0 bias).
+        let mut w = w;
+        let per = g.weight_len() / g.filters;
+        w[7 * per..].fill(0.0);
+        let b = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.0, -1.0, 0.0, 1e30, -0.0];
+        let mut conv = vec![0.0; g.output_len()];
+        conv2d_forward_naive(&g, &x, &w, &b, &mut conv).map_err(|e| e.to_string())?;
+        let relu: Vec<f64> = conv
+            .iter()
+            .map(|&v| if v > 0.0 || v.is_nan() { v } else { 0.0 })
+            .collect();
+        let pool = PoolGeometry::new(g.output_shape(), [2, 2], 2, 0).map_err(|e| e.to_string())?;
+        let (mut want, mut args) = (vec![0.0; pool.output_len()], vec![0u32; pool.output_len()]);
+        maxpool_forward_naive(&pool, &relu, &mut want, &mut args).map_err(|e| e.to_string())?;
+        let (xt, wt, bt) = (cast::<T>(&x), cast::<T>(&w), cast::<T>(&b));
+        let mut out = vec![sentinel::<T>(isa); pool.output_len()];
+        let mut arg = vec![arg_sentinel(isa); pool.output_len()];
+        let mut scratch = vec![T::from_f64(f64::NAN); conv2d_relu_pool_forward_scratch_len::<T>(&g)];
+        conv2d_relu_pool_forward(&g, &pool, &xt, &wt, &bt, &mut out, &mut arg, &mut scratch)
+            .map_err(|e| e.to_string())?;
+        check_exact(&format!("{isa:?} fused non-finite bias"), &out, &cast::<T>(&want))
+    }
+    for (isa, r) in per_isa(|isa| (check::<f32>(isa, 71), check::<f64>(isa, 72))) {
+        ok(r.0.map_err(|e| format!("f32 on {isa:?}: {e}")));
+        ok(r.1.map_err(|e| format!("f64 on {isa:?}: {e}")));
+    }
+}
+
 /// Depths past one GEMM block (`C*FH*FW` = 288, 576, 630 > 256, blocks starting inside a
 /// channel's window), DeepConvNet's padded widths, groups of several images, windows
 /// wider than tall, pad >= kernel, and a stride-2 layer, exactly on every ISA. The stride-1

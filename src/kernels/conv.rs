@@ -1023,20 +1023,21 @@ pub fn conv2d_relu_pool_forward<T: Float>(
                         let outs = &mut out_c[g0 * pimg..(g0 + cnt) * pimg];
                         let args = &mut arg_c[g0 * pimg..(g0 + cnt) * pimg];
                         if pitched {
-                            // Each Winograd tile is a pooling window: pooled as it is
-                            // transformed back, straight into the output.
-                            let out = WinogradOut::Pool { vals: outs, idx: args };
+                            // Each Winograd tile is a pooling window: pooled, biased and
+                            // ReLU'd as it is transformed back, straight into the output.
+                            let out = WinogradOut::Pool {
+                                vals: outs,
+                                idx: args,
+                                bias: b,
+                            };
                             winograd_flat_on(isa, win, xs, cnt, u, fnum, out, col);
-                        } else {
-                            let out = WinogradOut::Images(&mut zgroup[..cnt * zlen]);
-                            winograd_flat_on(isa, win, xs, cnt, u, fnum, out, col);
-                            for (j, (o_n, a_n)) in
-                                outs.chunks_exact_mut(pimg).zip(args.chunks_exact_mut(pimg)).enumerate()
-                            {
-                                pool_planes(isa, pool, &zgroup[j * zlen..], p, o_n, a_n);
-                            }
+                            continue;
                         }
-                        for o_n in outs.chunks_exact_mut(pimg) {
+                        let out = WinogradOut::Images(&mut zgroup[..cnt * zlen]);
+                        winograd_flat_on(isa, win, xs, cnt, u, fnum, out, col);
+                        for (j, (o_n, a_n)) in outs.chunks_exact_mut(pimg).zip(args.chunks_exact_mut(pimg)).enumerate()
+                        {
+                            pool_planes(isa, pool, &zgroup[j * zlen..], p, o_n, a_n);
                             apply_bias_epilogue(isa, o_n, b, pw.out_pixels(), Epilogue::Relu);
                         }
                         continue;

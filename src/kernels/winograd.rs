@@ -278,17 +278,21 @@ impl<T: Float> Transform<T> for InputTransform<'_, T> {
 pub(crate) enum WinogradOut<'a, T> {
     /// The convolution's output `(cnt, FN, OH, OW)`, no bias.
     Images(&'a mut [T]),
-    /// Each tile's maximum, its 2x2 max-pooling window: `vals[(j*FN + f)*tt + u]` for
-    /// tile `u` of image `j` (`tt = OH/2 * OW/2` tiles per image), the pooled images
-    /// `(cnt, FN, OH/2, OW/2)` (no bias); and in `idx`, at the same place, the arg-max's
-    /// index `oy*OW + ox` in the output plane. Candidates in window order `(0,0), (0,1),
-    /// (1,0), (1,1)` under the max-pooling NaN policy, as
-    /// [`crate::kernels::maxpool_forward`].
+    /// Each tile's maximum, its 2x2 max-pooling window, then `+ bias[f]` and ReLU:
+    /// `vals[(j*FN + f)*tt + u]` for tile `u` of image `j` (`tt = OH/2 * OW/2` tiles per
+    /// image), the pooled images `(cnt, FN, OH/2, OW/2)`; and in `idx`, at the same place,
+    /// the arg-max's index `oy*OW + ox` in the output plane. Candidates in window order
+    /// `(0,0), (0,1), (1,0), (1,1)` under the max-pooling NaN policy, as
+    /// [`crate::kernels::maxpool_forward`]; the bias and ReLU as
+    /// [`crate::kernels::bias_epilogue`] with [`crate::kernels::Epilogue::Relu`] (adding a
+    /// per-filter constant and ReLU both commute with max).
     Pool {
-        /// The maxima, `cnt*FN*tt` elements.
+        /// The results, `cnt*FN*tt` elements.
         vals: &'a mut [T],
         /// The arg-max indices, `cnt*FN*tt` elements.
         idx: &'a mut [u32],
+        /// `(FN,)`.
+        bias: &'a [T],
     },
 }
 
@@ -396,6 +400,7 @@ struct PoolTransform<'a, T> {
     corner: &'a [T],
     vals: &'a mut [T],
     idx: &'a mut [u32],
+    bias: &'a [T],
 }
 
 impl<T: Float> Transform<T> for PoolTransform<'_, T> {
@@ -411,6 +416,7 @@ impl<T: Float> Transform<T> for PoolTransform<'_, T> {
             corner,
             vals,
             idx,
+            bias,
         } = self;
         let lanes = V::LANES;
         let t = cnt * tt;
@@ -420,12 +426,12 @@ impl<T: Float> Transform<T> for PoolTransform<'_, T> {
                 && mstride >= fnum * t + MAX_LANES
                 && m.len() >= 15 * mstride + fnum * t + MAX_LANES
         );
-        assert!(vals.len() >= fnum * t && idx.len() >= fnum * t && corner.len() >= tt);
-        let (one, owv) = (V::splat(T::ONE), V::splat(T::from_usize(ow)));
+        assert!(vals.len() >= fnum * t && idx.len() >= fnum * t && corner.len() >= tt && bias.len() >= fnum);
+        let (zero, one, owv) = (V::splat(T::ZERO), V::splat(T::ONE), V::splat(T::from_usize(ow)));
         // Along each image's tiles by whole vectors, the last one shifted back.
         for j in 0..cnt {
-            for f in 0..fnum {
-                let plane = (j * fnum + f) * tt;
+            for (f, &b) in bias[..fnum].iter().enumerate() {
+                let (plane, bv) = ((j * fnum + f) * tt, V::splat(b));
                 let mut u = 0;
                 loop {
                     let u0 = u.min(tt - lanes);
@@ -440,10 +446,13 @@ impl<T: Float> Transform<T> for PoolTransform<'_, T> {
                     ] {
                         (best, bi) = V::max_step(best, bi, cand, ci);
                     }
+                    // ReLU: the sum takes over zero where it is greater or NaN, as
+                    // `bias_epilogue`'s ReLU keeps exactly those lanes.
+                    let (y, _) = V::max_step(zero, zero, best.add(bv), zero);
                     // SAFETY: plane + u0 + LANES <= cnt*fnum*tt = fnum*t <= both
                     // lengths (asserted above).
                     unsafe {
-                        best.store(vals.as_mut_ptr().add(plane + u0));
+                        y.store(vals.as_mut_ptr().add(plane + u0));
                         bi.store_index(idx.as_mut_ptr().add(plane + u0));
                     }
                     if u0 + lanes >= tt {
@@ -502,7 +511,7 @@ pub(crate) fn winograd_flat_on<T: Float>(
     }
     // Pooling runs along each image's tiles, the output images along tile rows.
     match out {
-        WinogradOut::Pool { vals, idx } => {
+        WinogradOut::Pool { vals, idx, bias } => {
             for (i, k) in corner.iter_mut().enumerate() {
                 *k = T::from_usize(2 * (i / tw) * g.out_w + 2 * (i % tw));
             }
@@ -517,6 +526,7 @@ pub(crate) fn winograd_flat_on<T: Float>(
                 corner,
                 vals,
                 idx,
+                bias,
             };
             run_transform(isa, job, true);
         }
