@@ -819,8 +819,9 @@ impl<T: Float> Job<T> for Col2imImage<'_, T> {
                 let iy = oy * s + ky - p;
                 let ix0 = ox_lo * s + kx - p;
                 if s == 1 {
-                    // One masked vector add per short run (same order of additions).
-                    add_masked::<V>(xc, iy * w + ix0, col, r * ld + oy * ow_n + ox_lo, ox_hi - ox_lo);
+                    // Vector adds along the run (same order of additions).
+                    let (d, len, src) = (iy * w + ix0, ox_hi - ox_lo, r * ld + oy * ow_n + ox_lo);
+                    add_run::<V>(&mut xc[d..d + len], &col[src..src + len]);
                 } else {
                     let src = &row[oy * ow_n + ox_lo..oy * ow_n + ox_hi];
                     scatter_add::<V>(&mut xc[iy * w + ix0..(iy + 1) * w], src, s);
@@ -850,32 +851,6 @@ pub fn col2im_image<T: Float>(g: &WindowGeometry, col: &[T], x: &mut [T]) -> Res
     run(Col2imImage { g, col, x, ld })
 }
 
-/// `dst[d..d+len] += src[s..s+len]` by whole vectors: lanes past `len` are read but
-/// written back unchanged (a select keeps them), so a 7-element run is one masked
-/// vector add; near either slice's end it finishes scalar.
-#[inline(always)]
-fn add_masked<V: Vector>(dst: &mut [V::E], d: usize, src: &[V::E], s: usize, len: usize) {
-    let mut i = 0;
-    while i < len {
-        if d + i + V::LANES <= dst.len() && s + i + V::LANES <= src.len() {
-            let keep = V::splat(<V::E as Float>::from_usize(len - i)).gt(V::iota());
-            // SAFETY: both `d+i..d+i+LANES` and `s+i..s+i+LANES` are inside their slices.
-            unsafe {
-                let p = dst.as_mut_ptr().add(d + i);
-                let old = V::load(p);
-                let sum = old.add(V::load(src.as_ptr().add(s + i)));
-                V::select(keep, sum, old).store(p);
-            }
-        } else {
-            for (o, v) in dst[d + i..d + len].iter_mut().zip(&src[s + i..s + len]) {
-                *o += *v;
-            }
-            return;
-        }
-        i += V::LANES;
-    }
-}
-
 /// col2im of `cnt` images side by side (the adjoint of [`Im2colGroup`]), stride 1.
 struct Col2imGroup<'a, T> {
     g: &'a WindowGeometry,
@@ -892,8 +867,8 @@ impl<T: Float> Job<T> for Col2imGroup<'_, T> {
     type Out = ();
 
     /// Accumulates into zero-padded planes: column-matrix row `(c, ky, kx)` of image `j`,
-    /// output row `oy`, is added to padded row `oy + ky` from column `kx` (one masked
-    /// vector add per short run), then the interior is copied out. Rows are taken in
+    /// output row `oy`, is added to padded row `oy + ky` from column `kx` (whole vectors,
+    /// then the last few elements one by one), then the interior is copied out. Rows are taken in
     /// increasing `(c, ky, kx)` and `oy`, so every pixel receives its contributions in
     /// the order [`col2im_image`] adds them, and the results are bit-identical to it.
     #[inline(always)]
@@ -916,7 +891,8 @@ impl<T: Float> Job<T> for Col2imGroup<'_, T> {
                 let dst = (j * planes + c) * hp * wp + ky * wp + kx;
                 let src = r * ld + j * pixels;
                 for oy in 0..g.out_h {
-                    add_masked::<V>(padded, dst + oy * wp, dcol, src + oy * ow_n, ow_n);
+                    let (d, sr) = (dst + oy * wp, src + oy * ow_n);
+                    add_run::<V>(&mut padded[d..d + ow_n], &dcol[sr..sr + ow_n]);
                 }
             }
         }
