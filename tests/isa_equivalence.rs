@@ -34,6 +34,7 @@ use std::sync::Mutex;
 use proptest::prelude::*;
 use proptest::sample::select;
 use scratchnet::Float;
+use scratchnet::kernels::activation::streaming_threshold_bytes;
 use scratchnet::kernels::reference::{conv2d_backward_naive, conv2d_forward_naive, maxpool_forward_naive};
 use scratchnet::kernels::{
     ConvGeometry, Epilogue, Labels, PoolGeometry, bias_epilogue, conv2d_backward, conv2d_backward_scratch_len,
@@ -357,12 +358,15 @@ fn relu_and_leaky_relu_lengths_lanes_edges_exact() {
     }
 }
 
-/// The streaming-store path (outputs of 4 MiB and more) on every ISA, against the
-/// definition: outputs starting 0, 1 and 3 elements into their buffer (so the aligned body
-/// starts at each possible lane), a length that leaves a tail, and nothing written before
-/// the output.
+/// The streaming-store path (outputs past `streaming_threshold_bytes`, which depends on
+/// the CPU's largest cache) on every ISA, against the definition: outputs starting 0, 1
+/// and 3 elements into their buffer (so the aligned body starts at each possible lane), a
+/// length that leaves a tail, and nothing written before the output.
 fn check_activations_streaming<T: Elem>() -> Result<(), String> {
-    let n = (4 << 20) / std::mem::size_of::<T>() + 13;
+    // The one-input maps' threshold is the larger one.
+    let bytes = streaming_threshold_bytes(1);
+    assert!(bytes >= streaming_threshold_bytes(2));
+    let n = bytes / std::mem::size_of::<T>() + 13;
     let mut g = Gen::new(n as u64);
     let (x, d) = (g.specials::<T>(n), g.specials::<T>(n));
     let alpha = T::from_f64(0.3);

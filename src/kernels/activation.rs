@@ -115,15 +115,64 @@ trait LaneFn2<T: Float>: Copy {
     fn call<V: Vector<E = T>>(self, x: V, d: V) -> V;
 }
 
-/// Outputs of at least this many bytes are written with streaming stores
-/// ([`Vector::store_stream`]): they cannot stay in this machine's 2 MiB L2 anyway, and
-/// skipping the read of each destination line saves a quarter of a two-input map's memory
-/// traffic. `cargo bench --bench kernels -- relu_`: see BENCHMARKS.md.
+/// Where the largest cache's size is unknown, outputs of at least this many bytes are
+/// written with streaming stores ([`Vector::store_stream`]).
 const STREAM_BYTES: usize = 4 << 20;
 
-/// Whether an elementwise map writes `out` with streaming stores.
-fn streams<T>(out: &[T]) -> bool {
-    std::mem::size_of_val(out) >= STREAM_BYTES
+/// Bytes of output from which the elementwise maps ([`relu_forward`], [`relu_backward`],
+/// [`leaky_relu_forward`], [`leaky_relu_backward`]) with `inputs` input slices (1 for the
+/// forwards, 2 for the gradients) write it with streaming stores, which bypass the caches:
+/// where the operands together (inputs and output) exceed the CPU's largest cache, read
+/// from Linux's sysfs; 4 MiB where that size is unknown.
+///
+/// Past that size the output could not stay in cache anyway, and skipping the read of
+/// each destination line saves a quarter of a two-input map's memory traffic. Below it,
+/// plain stores keep the output in cache for whatever reads it next: on a CPU with a
+/// 32 MiB L3, streaming conv1's 5 MB ReLU output made `relu_forward` take 182 us against
+/// 109 us for the scalar path's plain stores (`cargo bench --bench kernels -- relu_`; see
+/// BENCHMARKS.md).
+///
+/// # Example
+/// ```
+/// let t = scratchnet::kernels::activation::streaming_threshold_bytes(1);
+/// assert!(t > 0 && t >= scratchnet::kernels::activation::streaming_threshold_bytes(2));
+/// ```
+pub fn streaming_threshold_bytes(inputs: usize) -> usize {
+    match largest_cache_bytes() {
+        Some(cache) => cache / inputs.saturating_add(1) + 1,
+        None => STREAM_BYTES,
+    }
+}
+
+/// Whether an elementwise map with `inputs` input slices writes `out` with streaming
+/// stores ([`streaming_threshold_bytes`]).
+fn streams<T>(out: &[T], inputs: usize) -> bool {
+    std::mem::size_of_val(out) >= streaming_threshold_bytes(inputs)
+}
+
+/// The size of the CPU's largest cache (the last level), read once from Linux's sysfs
+/// (`/sys/devices/system/cpu/cpu0/cache/index*/size`); `None` elsewhere or when it cannot
+/// be read.
+fn largest_cache_bytes() -> Option<usize> {
+    static CACHE: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *CACHE.get_or_init(|| {
+        let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+        dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("size")).ok())
+            .filter_map(|s| parse_cache_size(&s))
+            .max()
+    })
+}
+
+/// A sysfs cache size (`"32K"`, `"32768K"`, `"2M"`, `"512"`, a newline after it) in bytes.
+fn parse_cache_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (digits, unit) = match s.as_bytes().last()? {
+        b'K' | b'k' => (&s[..s.len() - 1], 1usize << 10),
+        b'M' | b'm' => (&s[..s.len() - 1], 1 << 20),
+        b'G' | b'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    digits.parse::<usize>().ok()?.checked_mul(unit)
 }
 
 /// `out[i] = f(xs[0][i], .., xs[N-1][i])` with streaming stores: the elements before the
@@ -160,7 +209,7 @@ impl<T: Float, F: LaneFn1<T>> Job<T> for Map1<'_, T, F> {
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let f = self.f;
-        if streams(self.out) {
+        if streams(self.out, 1) {
             return map_stream::<V, 1>([self.x], self.out, |[x]| f.call(x));
         }
         lanes::<V, 1, 0, 1>(
@@ -178,7 +227,7 @@ impl<T: Float, F: LaneFn2<T>> Job<T> for Map2<'_, T, F> {
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let f = self.f;
-        if streams(self.out) {
+        if streams(self.out, 2) {
             return map_stream::<V, 2>([self.x, self.d], self.out, |[x, d]| f.call(x, d));
         }
         lanes::<V, 2, 0, 1>(
@@ -287,4 +336,22 @@ pub fn leaky_relu_backward<T: Float>(x: &[T], alpha: T, dout: &[T], dx: &mut [T]
         out: dx,
         f: LeakyB(alpha),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cache_size;
+
+    #[test]
+    fn cache_sizes_parse_as_sysfs_writes_them() {
+        assert_eq!(parse_cache_size("32K\n"), Some(32 << 10));
+        assert_eq!(parse_cache_size("32768K"), Some(32 << 20));
+        assert_eq!(parse_cache_size("2M"), Some(2 << 20));
+        assert_eq!(parse_cache_size("1G"), Some(1 << 30));
+        assert_eq!(parse_cache_size("512"), Some(512));
+        for bad in ["", "K", "12Q", "-4K", "1.5M"] {
+            assert_eq!(parse_cache_size(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_cache_size(&format!("{}G", usize::MAX)), None);
+    }
 }
