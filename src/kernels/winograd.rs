@@ -310,6 +310,18 @@ struct OutputTransform<'a, T> {
     out: &'a mut [T],
 }
 
+/// The output transforms' shared checks: `M` holds 16 rows of `fnum*t` elements
+/// `mstride` apart, each with `MAX_LANES` of slack, and an image's `tt` tiles fill at
+/// least one vector of `lanes`.
+fn check_m<T>(m: &[T], mstride: usize, fnum: usize, t: usize, tt: usize, lanes: usize) {
+    assert!(
+        lanes <= MAX_LANES
+            && tt >= lanes
+            && mstride >= fnum * t + MAX_LANES
+            && m.len() >= 15 * mstride + fnum * t + MAX_LANES
+    );
+}
+
 /// The 16 `M` vectors of `LANES` tiles from element `at` of each `M_xi` (`xi*mstride`).
 #[inline(always)]
 fn load_m<V: TransformVec>(m: &[V::E], mstride: usize, at: usize) -> [V; 16] {
@@ -337,12 +349,7 @@ impl<T: Float> Transform<T> for OutputTransform<'_, T> {
         let tt = th * tw;
         let t = cnt * tt;
         let ow = 2 * tw;
-        assert!(
-            lanes <= MAX_LANES
-                && tt >= lanes
-                && mstride >= fnum * t + MAX_LANES
-                && m.len() >= 15 * mstride + fnum * t + MAX_LANES
-        );
+        check_m(m, mstride, fnum, t, tt, lanes);
         // The 16 M vectors of LANES tiles from tile u of filter f's row.
         let load = |f: usize, u: usize| -> [V; 16] { load_m(m, mstride, f * t + u) };
         assert!(out.len() >= cnt * fnum * tt * 4);
@@ -420,12 +427,7 @@ impl<T: Float> Transform<T> for PoolTransform<'_, T> {
         } = self;
         let lanes = V::LANES;
         let t = cnt * tt;
-        assert!(
-            lanes <= MAX_LANES
-                && tt >= lanes
-                && mstride >= fnum * t + MAX_LANES
-                && m.len() >= 15 * mstride + fnum * t + MAX_LANES
-        );
+        check_m(m, mstride, fnum, t, tt, lanes);
         assert!(vals.len() >= fnum * t && idx.len() >= fnum * t && corner.len() >= tt && bias.len() >= fnum);
         let (zero, one, owv) = (V::splat(T::ZERO), V::splat(T::ONE), V::splat(T::from_usize(ow)));
         // Along each image's tiles by whole vectors, the last one shifted back.
