@@ -19,10 +19,11 @@
 //!
 //! Tiles are numbered row by row, `u = ty*(OW/2) + tx`, images one after another. Each
 //! padded input plane is stored with its even rows first and its odd rows after them, so
-//! that the four rows of a tile row's patches are four contiguous runs; the transforms run
-//! along a tile row by whole vectors (the last one shifted back to end on the row's last
-//! tile), or, for rows shorter than a vector, one vector whose extra lanes compute the
-//! tiles after the row and whose stores are overwritten by the rows written after it.
+//! that the four rows of a tile row's patches are four contiguous runs; the input transform
+//! runs along a tile row by whole vectors (the last one shifted back to end on the row's
+//! last tile), or, for rows shorter than a vector, one vector whose extra lanes compute the
+//! tiles after the row and whose stores are overwritten by the rows written after it. The
+//! output transforms run along all of an image's tiles, whatever its rows' length.
 //!
 //! Integer-valued data with small magnitudes stays exact: `G` only halves, so every
 //! intermediate value is a multiple of 1/4 well inside `f32`'s 24 bits. Otherwise results
@@ -33,7 +34,7 @@ use crate::float::Float;
 use crate::kernels::direct::direct_flat_on;
 use crate::kernels::gemm::{MatMut, MatRef, gemm_isa};
 use crate::kernels::geometry::WindowGeometry;
-use crate::simd::{Isa, Job, Scalar, TransformVec, Vector, run_on};
+use crate::simd::{Isa, Job, TransformVec, Vector, run_on};
 
 /// Fewest input channels for which the Winograd form pays: its transforms cost about as
 /// much per tile as one channel's 16 multiplications per filter.
@@ -83,14 +84,14 @@ fn operand_len(rows: usize, t: usize) -> usize {
 
 /// Workspace elements [`winograd_flat_on`] needs for `cnt` images: the transformed input
 /// `V` `(16, C, cnt*tt)`, the products `M` `(16, FN, cnt*tt)` (each with slack), one padded
-/// plane and the tiles' corner indices.
+/// plane, and the tiles' corner indices or one output plane's rows split.
 pub(crate) fn winograd_ws_len(g: &WindowGeometry, fnum: usize, cnt: usize) -> usize {
     let tt = tiles_per_image(g);
     let t = cnt.saturating_mul(tt);
     16usize
         .saturating_mul(operand_len(g.channels, t).saturating_add(operand_len(fnum, t)))
         .saturating_add(block_len(g).saturating_mul(2))
-        .saturating_add(tt)
+        .saturating_add(tt.saturating_mul(4).saturating_add(MAX_LANES))
 }
 
 /// Transforms 3x3 filters, given transposed as `wt` `(C*9, FN)` (tap `(c, ky, kx)` of
@@ -298,6 +299,11 @@ pub(crate) enum WinogradOut<'a, T> {
 
 /// The output transform: `Y = A^T M A` for every tile of `cnt` images. `M[xi][f][u]` sits
 /// at `xi*mstride + f*t + u`, `t = cnt*tt`.
+///
+/// Each plane's tiles run by whole vectors along the image (the last one shifted back),
+/// whatever the row length, into `split`: the plane's even output rows, then its odd ones
+/// (each tile's top pair lands at `2u`, its bottom pair at `2*tt + 2u`). The rows are then
+/// copied out in order ([`put_row`]).
 struct OutputTransform<'a, T> {
     m: &'a [T],
     mstride: usize,
@@ -306,6 +312,8 @@ struct OutputTransform<'a, T> {
     /// Tile rows and tiles per row.
     th: usize,
     tw: usize,
+    /// `4*tt + MAX_LANES` elements: one plane's rows, split.
+    split: &'a mut [T],
     /// The convolution's output `(cnt, FN, OH, OW)`.
     out: &'a mut [T],
 }
@@ -333,6 +341,24 @@ fn load_m<V: TransformVec>(m: &[V::E], mstride: usize, at: usize) -> [V; 16] {
     })
 }
 
+/// Copies the `n` elements at `src[s..]` to `dst[at..at + n]`. A row of at least a vector
+/// goes by whole vectors ([`copy_exact`]); a shorter one by one whole vector that runs
+/// past the row into elements of `dst` the caller writes afterwards (reading past it in
+/// `src`, which must hold `s + LANES` elements), or one by one where that vector would
+/// end past `dst`.
+#[inline(always)]
+fn put_row<V: TransformVec>(dst: &mut [V::E], at: usize, src: &[V::E], s: usize, n: usize) {
+    let lanes = V::LANES;
+    if n >= lanes {
+        copy_exact::<V>(&mut dst[at..at + n], &src[s..s + n]);
+    } else if at + lanes <= dst.len() && s + lanes <= src.len() {
+        // SAFETY: s + LANES <= src.len() and at + LANES <= dst.len() (just checked).
+        unsafe { V::load(src.as_ptr().add(s)).store(dst.as_mut_ptr().add(at)) };
+    } else {
+        dst[at..at + n].copy_from_slice(&src[s..s + n]);
+    }
+}
+
 impl<T: Float> Transform<T> for OutputTransform<'_, T> {
     #[inline(always)]
     fn body<V: TransformVec<E = T>>(self) {
@@ -343,6 +369,7 @@ impl<T: Float> Transform<T> for OutputTransform<'_, T> {
             cnt,
             th,
             tw,
+            split,
             out,
         } = self;
         let lanes = V::LANES;
@@ -350,43 +377,29 @@ impl<T: Float> Transform<T> for OutputTransform<'_, T> {
         let t = cnt * tt;
         let ow = 2 * tw;
         check_m(m, mstride, fnum, t, tt, lanes);
-        // The 16 M vectors of LANES tiles from tile u of filter f's row.
-        let load = |f: usize, u: usize| -> [V; 16] { load_m(m, mstride, f * t + u) };
-        assert!(out.len() >= cnt * fnum * tt * 4);
-        // Image by image, filter by filter, tile row by tile row: the extra lanes
-        // of a short row are overwritten by the rows after it.
+        assert!(out.len() >= cnt * fnum * tt * 4 && split.len() >= 4 * tt + MAX_LANES);
         for j in 0..cnt {
             for f in 0..fnum {
-                for ty in 0..th {
-                    let u_row = j * tt + ty * tw;
-                    let o_row = ((j * fnum + f) * 2 * th + 2 * ty) * ow;
-                    if tw < lanes && o_row + ow + 2 * lanes > out.len() {
-                        // The last rows of the output, too short for a vector.
-                        for tx in 0..tw {
-                            let e = |xi: usize| Scalar(m[xi * mstride + f * t + u_row + tx]);
-                            let y = tile_vectors::<Scalar<T>>(&std::array::from_fn(e));
-                            let at = o_row + 2 * tx;
-                            [out[at], out[at + 1], out[at + ow], out[at + ow + 1]] = [y[0].0, y[1].0, y[2].0, y[3].0];
-                        }
-                        continue;
+                let mut u = 0;
+                loop {
+                    let u0 = u.min(tt - lanes);
+                    let y = tile_vectors(&load_m::<V>(m, mstride, f * t + j * tt + u0));
+                    // SAFETY: 2*tt + 2*u0 + 2*LANES <= 4*tt <= split.len() (asserted above;
+                    // u0 + LANES <= tt).
+                    unsafe {
+                        V::store_interleave(split.as_mut_ptr().add(2 * u0), y[0], y[1]);
+                        V::store_interleave(split.as_mut_ptr().add(2 * tt + 2 * u0), y[2], y[3]);
                     }
-                    let mut tx = 0;
-                    loop {
-                        let tx0 = if tw >= lanes { tx.min(tw - lanes) } else { 0 };
-                        let y = tile_vectors(&load(f, u_row + tx0));
-                        let at = o_row + 2 * tx0;
-                        // SAFETY: a row of at least LANES tiles stores inside its
-                        // own two output rows (tx0 + LANES <= tw); a shorter one was
-                        // checked to end inside `out` just above.
-                        unsafe {
-                            V::store_interleave(out.as_mut_ptr().add(at), y[0], y[1]);
-                            V::store_interleave(out.as_mut_ptr().add(at + ow), y[2], y[3]);
-                        }
-                        if tx0 + lanes >= tw {
-                            break;
-                        }
-                        tx += lanes;
+                    if u0 + lanes >= tt {
+                        break;
                     }
+                    u += lanes;
+                }
+                // Row by row in order, so that a short row's extra stores land on rows
+                // written after it.
+                let plane = (j * fnum + f) * 4 * tt;
+                for r in 0..2 * th {
+                    put_row::<V>(out, plane + r * ow, split, (r & 1) * 2 * tt + (r >> 1) * ow, ow);
                 }
             }
         }
@@ -502,7 +515,7 @@ pub(crate) fn winograd_flat_on<T: Float>(
     let (vstride, mstride) = (operand_len(c_in, t), operand_len(fnum, t));
     let (v, rest) = ws[..winograd_ws_len(g, fnum, cnt)].split_at_mut(16 * vstride);
     let (m, rest) = rest.split_at_mut(16 * mstride);
-    let (plane, corner) = rest.split_at_mut(2 * block_len(g));
+    let (plane, scratch) = rest.split_at_mut(2 * block_len(g));
     transform_inputs(isa, g, xs, cnt, v, vstride, plane);
     let pointwise = WindowGeometry::new([1, c_in, 1, t], [1, 1], 1, 0).expect("a valid 1x1 window");
     let n = c_in * fnum;
@@ -511,9 +524,10 @@ pub(crate) fn winograd_flat_on<T: Float>(
         let mx = &mut m[xi * mstride..][..fnum * t];
         direct_flat_on(isa, &pointwise, vx, 1, &u[xi * n..][..n], fnum, mx, t);
     }
-    // Pooling runs along each image's tiles, the output images along tile rows.
+    // Both run along each image's tiles.
     match out {
         WinogradOut::Pool { vals, idx, bias } => {
+            let corner = &mut scratch[..tt];
             for (i, k) in corner.iter_mut().enumerate() {
                 *k = T::from_usize(2 * (i / tw) * g.out_w + 2 * (i % tw));
             }
@@ -540,9 +554,10 @@ pub(crate) fn winograd_flat_on<T: Float>(
                 cnt,
                 th,
                 tw,
+                split: scratch,
                 out,
             };
-            run_transform(isa, job, tw >= MAX_LANES);
+            run_transform(isa, job, true);
         }
     }
 }
