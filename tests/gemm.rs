@@ -235,6 +235,28 @@ fn transposed_and_padded_views_alpha_beta() {
     });
 }
 
+/// A column-major `B` (the Winograd weight gradient's `Z^T`) is packed by register
+/// transposes of `LANES x LANES` blocks where a panel is full: depths around a block
+/// (16 on AVX-512, 8 on AVX2) and across `KC`, columns around a panel (`NR` = 16 or 32),
+/// with and without row padding.
+#[test]
+fn column_major_b_by_blocks() {
+    let col_padded = Layout {
+        transposed: true,
+        extra: 3,
+    };
+    each_isa(|isa| {
+        for m in [5, 32] {
+            for k in [7, 8, 9, 15, 16, 17, 33, 256, 300] {
+                for n in [15, 16, 17, 31, 32, 33, 64, 100] {
+                    check(Some(isa), m, k, n, ROW, COL, ROW, 1.0, 0.0);
+                    check(Some(isa), m, k, n, ROW, col_padded, ROW, 1.0, 1.0);
+                }
+            }
+        }
+    });
+}
+
 #[test]
 fn matrixmultiply_baseline_agrees() {
     for (m, k, n) in [(16, 9, 784), (64, 576, 49), (7, 300, 33)] {

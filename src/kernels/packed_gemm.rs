@@ -449,10 +449,30 @@ unsafe fn pack_b<V: GemmVec>(kc: usize, nc: usize, b: *const V::E, rsb: usize, c
                 }
             }
         } else if rsb == 1 {
-            // Column-major B (a transposed row-major matrix, e.g. `dout^T`): each panel
-            // row gathers one element of every column, and is written contiguously (the
+            // Column-major B (a transposed row-major matrix, e.g. `dout^T`): a full panel
+            // goes by `LANES x LANES` blocks transposed in registers; the rest, each panel
+            // row gathering one element of every column, written contiguously (the
             // column-by-column loop below wrote with stride `nr`).
-            for p in 0..kc {
+            let mut p0 = 0;
+            if cols == nr {
+                while p0 + l <= kc {
+                    for h in 0..2 {
+                        // SAFETY: columns j0+h*l..j0+h*l+l < nc and depths p0..p0+l <= kc
+                        // are inside the block; the panel rows p0..p0+l hold nr elements
+                        // each, of which h*l..h*l+l are written.
+                        unsafe {
+                            V::transpose_block(
+                                b.add((j0 + h * l) * csb + p0),
+                                csb,
+                                panel.as_mut_ptr().add(p0 * nr + h * l),
+                                nr,
+                            )
+                        };
+                    }
+                    p0 += l;
+                }
+            }
+            for p in p0..kc {
                 let out = &mut panel[p * nr..p * nr + nr];
                 for (j, d) in out[..cols].iter_mut().enumerate() {
                     // SAFETY: column j0+j < nc of the block, depth p < kc.

@@ -181,6 +181,12 @@ macro_rules! avx2_vector {
                 unsafe { self.store(l.as_mut_ptr()) };
                 ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
             }
+            #[inline(always)]
+            // SAFETY (caller): see `Vector::transpose_block`.
+            unsafe fn transpose_block(src: *const $e, stride: usize, dst: *mut $e, ld: usize) {
+                // SAFETY: the caller's contract covers the 8 x 8 block.
+                unsafe { transpose8_ps(src, stride, dst, ld) }
+            }
         }
     };
     ($t:ident, $e:ty, $lanes:expr, pd) => {
@@ -344,6 +350,46 @@ macro_rules! avx2_vector {
             }
         }
     };
+}
+
+/// Transposes an 8 x 8 block of f32 in registers: `dst[p*ld + j] = src[j*stride + p]`.
+/// Rows are paired by `unpacklo/hi`, the pairs' 64-bit halves combined by `shuffle`, and
+/// the 128-bit halves by `permute2f128`.
+///
+/// # Safety
+/// Every `src[j*stride + p]` (`j, p < 8`) must be readable and every `dst[p*ld + j]`
+/// writable; only called from code compiled with AVX enabled (the AVX2 and AVX-512
+/// trampolines).
+#[inline(always)]
+pub(super) unsafe fn transpose8_ps(src: *const f32, stride: usize, dst: *mut f32, ld: usize) {
+    // SAFETY: the eight loads read src[j*stride..j*stride + 8] and the eight stores write
+    // dst[p*ld..p*ld + 8], inside the caller's contract; AVX is enabled by the caller.
+    unsafe {
+        let mut r = [_mm256_setzero_ps(); 8];
+        for (j, rj) in r.iter_mut().enumerate() {
+            *rj = _mm256_loadu_ps(src.add(j * stride));
+        }
+        // t[2i], t[2i+1]: rows 2i and 2i+1 interleaved, columns 0,1 | 4,5 and 2,3 | 6,7.
+        let mut t = [_mm256_setzero_ps(); 8];
+        for i in 0..4 {
+            t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        // s[h*4 + q]: rows 4h..4h+4 of column q in the lower half, of column q + 4 in the
+        // upper half.
+        let mut s = [_mm256_setzero_ps(); 8];
+        for h in 0..2 {
+            let b = 4 * h;
+            s[b] = _mm256_shuffle_ps::<0x44>(t[b], t[b + 2]);
+            s[b + 1] = _mm256_shuffle_ps::<0xEE>(t[b], t[b + 2]);
+            s[b + 2] = _mm256_shuffle_ps::<0x44>(t[b + 1], t[b + 3]);
+            s[b + 3] = _mm256_shuffle_ps::<0xEE>(t[b + 1], t[b + 3]);
+        }
+        for q in 0..4 {
+            _mm256_storeu_ps(dst.add(q * ld), _mm256_permute2f128_ps::<0x20>(s[q], s[4 + q]));
+            _mm256_storeu_ps(dst.add((q + 4) * ld), _mm256_permute2f128_ps::<0x31>(s[q], s[4 + q]));
+        }
+    }
 }
 
 avx2_vector!(Avx2F32, f32, 8, ps);

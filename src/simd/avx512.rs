@@ -19,7 +19,7 @@ pub struct Avx512F32(__m512);
 pub struct Avx512F64(__m512d);
 
 macro_rules! avx512_gemm_vec {
-    ($t:ident, $e:ty, $lanes:expr, $load:ident, $store:ident, $set1:ident, $fmadd:ident, $mul:ident, $add:ident, $cmp:ident, $movm:ident, $zero:ident, $reduce:ident) => {
+    ($t:ident, $e:ty, $lanes:expr, $load:ident, $store:ident, $set1:ident, $fmadd:ident, $mul:ident, $add:ident, $cmp:ident, $movm:ident, $zero:ident, $reduce:ident, $transpose:ident) => {
         impl GemmVec for $t {
             type E = $e;
             const LANES: usize = $lanes;
@@ -69,6 +69,12 @@ macro_rules! avx512_gemm_vec {
                 // SAFETY: as above (a fixed sequence of halving shuffles and adds).
                 unsafe { $reduce(self.0) }
             }
+            #[inline(always)]
+            // SAFETY (caller): see `GemmVec::transpose_block`.
+            unsafe fn transpose_block(src: *const $e, stride: usize, dst: *mut $e, ld: usize) {
+                // SAFETY: the caller's contract covers the LANES x LANES block.
+                unsafe { $transpose(src, stride, dst, ld) }
+            }
         }
     };
 }
@@ -86,7 +92,8 @@ avx512_gemm_vec!(
     _mm512_cmp_ps_mask,
     _mm512_mask_mov_ps,
     _mm512_setzero_ps,
-    _mm512_reduce_add_ps
+    _mm512_reduce_add_ps,
+    transpose16_ps
 );
 avx512_gemm_vec!(
     Avx512F64,
@@ -101,8 +108,34 @@ avx512_gemm_vec!(
     _mm512_cmp_pd_mask,
     _mm512_mask_mov_pd,
     _mm512_setzero_pd,
-    _mm512_reduce_add_pd
+    _mm512_reduce_add_pd,
+    transpose8_pd
 );
+
+/// Transposes a 16 x 16 block of f32 (`dst[p*ld + j] = src[j*stride + p]`) as four 8 x 8
+/// blocks in 256-bit registers.
+///
+/// # Safety
+/// Every `src[j*stride + p]` (`j, p < 16`) must be readable and every `dst[p*ld + j]`
+/// writable; only called inside the AVX-512 trampoline (AVX enabled).
+#[inline(always)]
+unsafe fn transpose16_ps(src: *const f32, stride: usize, dst: *mut f32, ld: usize) {
+    for (jb, pb) in [(0, 0), (0, 8), (8, 0), (8, 8)] {
+        // SAFETY: rows jb..jb+8, columns pb..pb+8 of the caller's 16 x 16 block.
+        unsafe { super::avx2::transpose8_ps(src.add(jb * stride + pb), stride, dst.add(pb * ld + jb), ld) };
+    }
+}
+
+/// Transposes an 8 x 8 block of f64 one element at a time.
+///
+/// # Safety
+/// Every `src[j*stride + p]` (`j, p < 8`) must be readable and every `dst[p*ld + j]`
+/// writable.
+#[inline(always)]
+unsafe fn transpose8_pd(src: *const f64, stride: usize, dst: *mut f64, ld: usize) {
+    // SAFETY: the caller's contract covers the 8 x 8 block.
+    unsafe { super::vector::transpose_scalar(8, src, stride, dst, ld) }
+}
 
 macro_rules! avx512_transform_vec {
     ($t:ident, $e:ty, $lanes:expr, $idx:ty, $sub:ident, $perm:ident, $cmp:ident, $movm:ident, $cvt:ident, $istore:ident) => {

@@ -97,6 +97,17 @@ pub trait Vector: Copy {
     fn reduce_max(self) -> Self::E;
     /// Horizontal sum of the lanes, in lane order pairwise.
     fn reduce_sum(self) -> Self::E;
+    /// Transposes a `LANES x LANES` block: `dst[p*ld + j] = src[j*stride + p]` for
+    /// `j, p < LANES` (the GEMM packing a column-major `B`). One element at a time unless
+    /// the ISA overrides it.
+    ///
+    /// # Safety
+    /// Every `src[j*stride + p]` must be readable and every `dst[p*ld + j]` writable.
+    #[inline(always)]
+    unsafe fn transpose_block(src: *const Self::E, stride: usize, dst: *mut Self::E, ld: usize) {
+        // SAFETY (caller): the contract above covers every offset touched.
+        unsafe { transpose_scalar(Self::LANES, src, stride, dst, ld) }
+    }
 
     /// Mask of lanes where candidate `o` replaces the current best `self` under the
     /// crate's max-pooling NaN policy: `o` wins when it is greater, or when it is NaN and
@@ -185,6 +196,29 @@ pub trait GemmVec: Copy {
     fn relu(self) -> Self;
     /// The sum of the lanes, in a fixed order for the type.
     fn reduce_sum(self) -> Self::E;
+    /// Transposes a `LANES x LANES` block, as [`Vector::transpose_block`].
+    ///
+    /// # Safety
+    /// Every `src[j*stride + p]` must be readable and every `dst[p*ld + j]` writable.
+    #[inline(always)]
+    unsafe fn transpose_block(src: *const Self::E, stride: usize, dst: *mut Self::E, ld: usize) {
+        // SAFETY (caller): the contract above covers every offset touched.
+        unsafe { transpose_scalar(Self::LANES, src, stride, dst, ld) }
+    }
+}
+
+/// `dst[p*ld + j] = src[j*stride + p]` for `j, p < n`, one element at a time.
+///
+/// # Safety
+/// Every `src[j*stride + p]` must be readable and every `dst[p*ld + j]` writable.
+#[inline(always)]
+pub(crate) unsafe fn transpose_scalar<E: Copy>(n: usize, src: *const E, stride: usize, dst: *mut E, ld: usize) {
+    for p in 0..n {
+        for j in 0..n {
+            // SAFETY: j, p < n: inside the caller's contract.
+            unsafe { *dst.add(p * ld + j) = *src.add(j * stride + p) };
+        }
+    }
 }
 
 impl<V: Vector> GemmVec for V {
@@ -225,6 +259,11 @@ impl<V: Vector> GemmVec for V {
     #[inline(always)]
     fn reduce_sum(self) -> Self::E {
         <V as Vector>::reduce_sum(self)
+    }
+    #[inline(always)]
+    unsafe fn transpose_block(src: *const Self::E, stride: usize, dst: *mut Self::E, ld: usize) {
+        // SAFETY: same contract as Vector::transpose_block.
+        unsafe { <V as Vector>::transpose_block(src, stride, dst, ld) }
     }
 }
 
