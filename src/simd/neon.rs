@@ -168,6 +168,25 @@ impl Vector for NeonF32 {
         unsafe { self.store(l.as_mut_ptr()) };
         (l[0] + l[1]) + (l[2] + l[3])
     }
+    #[inline(always)]
+    // SAFETY (caller): see `Vector::transpose_block`.
+    unsafe fn transpose_block(src: *const f32, stride: usize, dst: *mut f32, ld: usize) {
+        // SAFETY: the four loads read src[j*stride..j*stride + 4] and the four stores
+        // write dst[p*ld..p*ld + 4], inside the caller's contract; NEON is enabled.
+        unsafe {
+            let r = [0, 1, 2, 3].map(|j| vld1q_f32(src.add(j * stride)));
+            // Rows paired lane by lane: [r0_0 r1_0 r0_2 r1_2], [r0_1 r1_1 r0_3 r1_3], and
+            // likewise rows 2 and 3; then their 64-bit halves combined.
+            let (t0, t1) = (vtrn1q_f32(r[0], r[1]), vtrn2q_f32(r[0], r[1]));
+            let (t2, t3) = (vtrn1q_f32(r[2], r[3]), vtrn2q_f32(r[2], r[3]));
+            let d = |a: float32x4_t| vreinterpretq_f64_f32(a);
+            let f = |a: float64x2_t| vreinterpretq_f32_f64(a);
+            vst1q_f32(dst, f(vtrn1q_f64(d(t0), d(t2))));
+            vst1q_f32(dst.add(ld), f(vtrn1q_f64(d(t1), d(t3))));
+            vst1q_f32(dst.add(2 * ld), f(vtrn2q_f64(d(t0), d(t2))));
+            vst1q_f32(dst.add(3 * ld), f(vtrn2q_f64(d(t1), d(t3))));
+        }
+    }
 }
 
 impl Vector for NeonF64 {
