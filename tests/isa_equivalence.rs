@@ -1207,8 +1207,8 @@ fn conv_direct_exact_on_every_isa() {
 /// channels and 16 tiles per image), exactly on every ISA: its transforms only halve, so
 /// small integers stay exact. DeepConvNet's conv2-conv6 at small batches (groups of
 /// several images with a short last one on the 8x8 layers), the fused pooling on each;
-/// the data gradient where the filters number at least 8; the weight gradient from 32
-/// channels and filters on (conv4-conv6, and 33 x 35 with remainders of every block);
+/// the data gradient where the filters number at least 8; the weight gradient from 16
+/// channels and filters on (conv2-conv6, and 33 x 35 with remainders of every block);
 /// filter counts of 9 and 11; tile rows shorter than a vector (whose extra lanes spill
 /// into later rows) and longer than AVX-512's (18 tiles); and the threshold cases:
 /// exactly 8 channels and exactly 16 tiles.

@@ -15,7 +15,7 @@
 //! conv2-conv6) run forward, and their data gradient, as Winograd `F(2x2, 3x3)`
 //! convolutions (`winograd.rs`): 16 multiplications per 2x2 outputs and channel instead
 //! of 36; the fused conv-ReLU-pool forward pools each 2x2 tile as it is transformed back.
-//! From 32 channels and filters on (conv4-conv6), the weight gradient is a Winograd one as
+//! From 16 channels and filters on (conv2-conv6), the weight gradient is a Winograd one as
 //! well. Results differ from the direct sums by rounding only.
 //!
 //! 1x1 / stride-1 / pad-0 convolutions skip im2col: the image already is its column matrix.
@@ -668,11 +668,12 @@ fn backward_slots<T>(g: &ConvGeometry) -> [usize; 5] {
 
 /// Fewest input channels and filters for the Winograd weight gradient
 /// ([`winograd_dw`]): its 16 products `dU_xi (C x FN) += V_xi Z_xi^T` per group are small
-/// GEMMs. `cargo bench --bench layers -- backward_weights` with the bound at 16 against
-/// 32, alternated: conv2 3.24 against 2.76 ms (the direct kernel), conv3 1.33 against
-/// 1.35 (the GEMM over the padded images); from conv4 on it is faster than the GEMM
-/// (conv4 2.45 against 3.17 ms, conv6 2.80 against 3.63).
-const WINOGRAD_DW_MIN: usize = 32;
+/// GEMMs, whose `Z^T` operand is packed by register transposes. `cargo bench --bench layers
+/// -- backward_weights` with the bound at 16 against 32, alternated three times: conv2
+/// 2.38 against 2.73 ms (the direct kernel), conv3 1.02 against 1.22. (Before the GEMM
+/// packed column-major operands by transposes, 16 lost on conv2: 3.24 against 2.76 ms.)
+/// From conv4 on it was faster than the GEMM even then (conv4 2.45 against 3.17 ms).
+const WINOGRAD_DW_MIN: usize = 16;
 
 /// Whether the backward computes the weight gradient by Winograd `F(2x2, 3x3)`
 /// ([`winograd_dw_on`]): layers [`winograd_forward`] takes, with at least
