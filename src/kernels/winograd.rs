@@ -615,11 +615,13 @@ pub(crate) fn winograd_dw_ws_len(g: &WindowGeometry, fnum: usize, cnt: usize) ->
     16usize
         .saturating_mul(operand_len(g.channels, t).saturating_add(fnum.saturating_mul(t)))
         .saturating_add(block_len(g).saturating_mul(2))
-        .saturating_add(tt.saturating_mul(4))
+        .saturating_add(tt.saturating_mul(4).saturating_add(MAX_LANES))
 }
 
-/// The transform `A dY A^T` of one output-gradient plane `src` `(OH, OW)`, copied first
-/// into `split` with its even rows first, then its odd rows: `z[xi*zstride + base + u]`
+/// The transform `A dY A^T` of one output-gradient plane `(OH, OW)`, the first `OH*OW`
+/// elements of `src`, copied first into `split` with its even rows first, then its odd
+/// rows ([`put_row`]: a row shorter than a vector may read past it in `src` and write
+/// past it in `split`, where later rows or the slack take it): `z[xi*zstride + base + u]`
 /// for its `tt` tiles, whose 2x2 blocks are then contiguous pairs.
 struct GradTransform<'a, T> {
     src: &'a [T],
@@ -643,10 +645,15 @@ impl<T: Float> Transform<T> for GradTransform<'_, T> {
             base,
             zstride,
         } = self;
-        // Block rows: output row oy at (oy % 2)*2*tt + (oy / 2)*OW; 2*tt = OH/2 * OW.
-        for (oy, row) in src.chunks_exact(ow).enumerate() {
-            let dst = (oy & 1) * 2 * tt + (oy >> 1) * ow;
-            copy_exact::<V>(&mut split[dst..dst + ow], row);
+        // Block rows: output row oy at (oy % 2)*2*tt + (oy / 2)*OW; 2*tt = OH/2 * OW. The
+        // even rows go first, so that the last one's extra stores land on the odd block,
+        // written after it.
+        let oh = 4 * tt / ow;
+        assert!(src.len() >= oh * ow);
+        for parity in 0..2 {
+            for oy in (parity..oh).step_by(2) {
+                put_row::<V>(split, parity * 2 * tt + (oy >> 1) * ow, src, oy * ow, ow);
+            }
         }
         let split = &*split;
         let lanes = V::LANES;
@@ -712,7 +719,7 @@ pub(crate) fn winograd_dw_on<T: Float>(
     for j in 0..cnt {
         for f in 0..fnum {
             let job = GradTransform {
-                src: &douts[(j * fnum + f) * oh * ow..][..oh * ow],
+                src: &douts[(j * fnum + f) * oh * ow..],
                 ow,
                 split: &mut *split,
                 tt,
