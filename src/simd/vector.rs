@@ -261,6 +261,7 @@ impl<V: Vector> GemmVec for V {
         <V as Vector>::reduce_sum(self)
     }
     #[inline(always)]
+    // SAFETY (caller): see `GemmVec::transpose_block`.
     unsafe fn transpose_block(src: *const Self::E, stride: usize, dst: *mut Self::E, ld: usize) {
         // SAFETY: same contract as Vector::transpose_block.
         unsafe { <V as Vector>::transpose_block(src, stride, dst, ld) }
