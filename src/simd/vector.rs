@@ -196,15 +196,12 @@ pub trait GemmVec: Copy {
     fn relu(self) -> Self;
     /// The sum of the lanes, in a fixed order for the type.
     fn reduce_sum(self) -> Self::E;
-    /// Transposes a `LANES x LANES` block, as [`Vector::transpose_block`].
+    /// Transposes a `LANES x LANES` block, as [`Vector::transpose_block`] (which every
+    /// [`Vector`] forwards to; the AVX-512 types implement it themselves).
     ///
     /// # Safety
     /// Every `src[j*stride + p]` must be readable and every `dst[p*ld + j]` writable.
-    #[inline(always)]
-    unsafe fn transpose_block(src: *const Self::E, stride: usize, dst: *mut Self::E, ld: usize) {
-        // SAFETY (caller): the contract above covers every offset touched.
-        unsafe { transpose_scalar(Self::LANES, src, stride, dst, ld) }
-    }
+    unsafe fn transpose_block(src: *const Self::E, stride: usize, dst: *mut Self::E, ld: usize);
 }
 
 /// `dst[p*ld + j] = src[j*stride + p]` for `j, p < n`, one element at a time.
