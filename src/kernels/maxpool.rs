@@ -405,34 +405,59 @@ pub fn maxpool_forward<T: Float>(g: &PoolGeometry, x: &[T], out: &mut [T], argma
 /// whose arg-max is a pixel, of their `dout` (overlapping windows add up). A scatter: the
 /// same code on every ISA.
 ///
+/// Each plane is zeroed and then scattered into while it is in cache, and the arg-max is
+/// checked as it is used, so every array is read once.
+///
 /// # Errors
 /// [`Error::Length`] when a slice's length disagrees with `g`, or [`Error::Shape`] when an
-/// arg-max lies outside its plane.
+/// arg-max lies outside its plane (the largest such value is named; `dx` then holds
+/// unspecified values).
+///
+/// # Example
+/// ```
+/// use scratchnet::kernels::{maxpool_backward, PoolGeometry};
+/// let g = PoolGeometry::new([1, 1, 2, 2], [2, 2], 2, 0).unwrap();
+/// let mut dx = [9.0f32; 4];
+/// maxpool_backward(&g, &[5.0], &[1], &mut dx).unwrap();
+/// assert_eq!(dx, [0.0, 5.0, 0.0, 0.0]);
+/// assert!(maxpool_backward(&g, &[5.0], &[4], &mut dx).is_err());
+/// ```
 pub fn maxpool_backward<T: Float>(g: &PoolGeometry, dout: &[T], argmax: &[u32], dx: &mut [T]) -> Result<()> {
     let w = &g.window;
     check_len("maxpool dout", g.output_len(), dout.len())?;
     check_len("maxpool argmax", g.output_len(), argmax.len())?;
     check_len("maxpool dx", w.input_len(), dx.len())?;
     let plane = w.height * w.width;
-    if let Some(bad) = argmax.iter().find(|&&a| a as usize >= plane) {
-        return Err(Error::Shape(format!(
-            "maxpool argmax {bad} is outside the {}x{} plane",
-            w.height, w.width
-        )));
-    }
+    // One more than the largest out-of-plane arg-max seen (0: none).
+    let bad = std::sync::atomic::AtomicU64::new(0);
     let (_, per) = chunking(w.batch);
     let oplane = w.out_pixels();
     for_each_chunk1(dx, per * w.channels * plane, |ci, dx_c| {
-        dx_c.fill(T::ZERO);
         let o0 = ci * per * w.channels * oplane;
+        let mut worst = 0u64;
         for (pi, dxp) in dx_c.chunks_exact_mut(plane).enumerate() {
+            dxp.fill(T::ZERO);
             let base = o0 + pi * oplane;
             for (&a, &d) in argmax[base..base + oplane].iter().zip(&dout[base..base + oplane]) {
-                dxp[a as usize] += d;
+                match dxp.get_mut(a as usize) {
+                    Some(v) => *v += d,
+                    None => worst = worst.max(u64::from(a) + 1),
+                }
             }
         }
+        if worst > 0 {
+            bad.fetch_max(worst, std::sync::atomic::Ordering::Relaxed);
+        }
     });
-    Ok(())
+    match bad.into_inner() {
+        0 => Ok(()),
+        b => Err(Error::Shape(format!(
+            "maxpool argmax {} is outside the {}x{} plane",
+            b - 1,
+            w.height,
+            w.width
+        ))),
+    }
 }
 
 fn check_2x2s2(g: &PoolGeometry) -> Result<()> {
