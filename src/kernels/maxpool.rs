@@ -622,31 +622,48 @@ impl<T: Float> Job<T> for Pool2x2Back<'_, T> {
     fn run<V: Vector<E = T>>(self) {
         let w = &self.g.window;
         let (ww, plane, oplane) = (w.width, w.height * w.width, w.out_pixels());
-        let planes = self
-            .x
-            .chunks_exact(plane)
-            .zip(self.out.chunks_exact(oplane))
-            .zip(self.dout.chunks_exact(oplane))
-            .zip(self.dx.chunks_exact_mut(plane));
-        for (((xp, op), dp), dxp) in planes {
+        let (ow, lanes) = (w.out_w, V::LANES);
+        let (x, out, dout, dx) = (self.x, self.out, self.dout, self.dx);
+        let planes = dx.len() / plane;
+        assert!(x.len() == dx.len() && out.len() == planes * oplane && dout.len() == out.len());
+        for i in 0..planes {
+            let (p0, o0) = (i * plane, i * oplane);
             for oy in 0..w.out_h {
-                let (r0, r1) = (2 * oy * ww, (2 * oy + 1) * ww);
-                let orow = oy * w.out_w..(oy + 1) * w.out_w;
-                let (top, bottom) = dxp[r0..r1 + ww].split_at_mut(ww);
-                let rows = [&xp[r0..r0 + ww], &xp[r1..r1 + ww]];
-                // Rows narrower than a vector run the same code one lane wide.
-                if w.out_w >= V::LANES {
-                    route_row::<V>(rows, &op[orow.clone()], &dp[orow], [top, bottom]);
+                let (r0, r1) = (p0 + 2 * oy * ww, p0 + (2 * oy + 1) * ww);
+                let orow = o0 + oy * ow..o0 + (oy + 1) * ow;
+                if ow >= lanes {
+                    let (top, bottom) = dx[r0..r1 + ww].split_at_mut(ww);
+                    let rows = [&x[r0..r0 + ww], &x[r1..r1 + ww]];
+                    route_row::<V>(rows, &out[orow.clone()], &dout[orow], [top, bottom]);
+                } else if r1 + 2 * lanes <= dx.len() && orow.start + lanes <= out.len() {
+                    // A row narrower than a vector: one whole vector of windows from the
+                    // row's start, running on into the rows after it. Its stores write
+                    // values into those rows (the next pair, the next plane) that their
+                    // own pass, which comes later, overwrites.
+                    // SAFETY: just checked: the 2*LANES-element loads and stores from
+                    // `r0` and from `r1 = r0 + ww` lie inside `x` and `dx` (equal lengths,
+                    // asserted above), the LANES-element loads inside `out` and `dout`.
+                    unsafe {
+                        let (a, b) = V::load_deinterleave(x.as_ptr().add(r0));
+                        let (c, e) = V::load_deinterleave(x.as_ptr().add(r1));
+                        let m = V::load(out.as_ptr().add(orow.start));
+                        let d = V::load(dout.as_ptr().add(orow.start));
+                        let [ga, gb, gc, gd] = route4(m, d, [a, b, c, e]);
+                        V::store_interleave(dx.as_mut_ptr().add(r0), ga, gb);
+                        V::store_interleave(dx.as_mut_ptr().add(r1), gc, gd);
+                    }
                 } else {
-                    route_row::<Scalar<T>>(rows, &op[orow.clone()], &dp[orow], [top, bottom]);
+                    let (top, bottom) = dx[r0..r1 + ww].split_at_mut(ww);
+                    let rows = [&x[r0..r0 + ww], &x[r1..r1 + ww]];
+                    route_row::<Scalar<T>>(rows, &out[orow.clone()], &dout[orow], [top, bottom]);
                 }
                 if ww % 2 == 1 {
-                    dxp[r0 + ww - 1] = T::ZERO;
-                    dxp[r1 + ww - 1] = T::ZERO;
+                    dx[r0 + ww - 1] = T::ZERO;
+                    dx[r1 + ww - 1] = T::ZERO;
                 }
             }
             if w.height % 2 == 1 {
-                dxp[(w.height - 1) * ww..].fill(T::ZERO);
+                dx[p0 + (w.height - 1) * ww..p0 + plane].fill(T::ZERO);
             }
         }
     }
