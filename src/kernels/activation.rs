@@ -175,11 +175,21 @@ fn parse_cache_size(s: &str) -> Option<usize> {
     digits.parse::<usize>().ok()?.checked_mul(unit)
 }
 
-/// `out[i] = f(xs[0][i], .., xs[N-1][i])` with streaming stores: the elements before the
-/// first vector-aligned output and after the last whole vector through [`lanes`]' padded
-/// tail, the rest a vector at a time.
+/// `out[i] = f(xs[0][i], .., xs[N-1][i])`, a vector at a time from the first
+/// vector-aligned output on, with streaming stores when `stream` is set. The elements
+/// before that and after the last whole vector go through [`lanes`]' padded tail, the
+/// same operations as the body.
+///
+/// Aligning the output keeps every store within one cache line, and the inputs' loads
+/// too where they share its offset (as allocations of one size do): an allocator's
+/// 16-byte offset otherwise splits every other 32-byte access across two lines.
 #[inline(always)]
-fn map_stream<V: Vector, const N: usize>(xs: [&[V::E]; N], out: &mut [V::E], f: impl Fn([V; N]) -> V + Copy) {
+fn map_aligned<V: Vector, const N: usize>(
+    xs: [&[V::E]; N],
+    out: &mut [V::E],
+    stream: bool,
+    f: impl Fn([V; N]) -> V + Copy,
+) {
     let n = out.len();
     assert!(xs.iter().all(|x| x.len() == n));
     let head = out.as_ptr().align_offset(std::mem::size_of::<V>()).min(n);
@@ -192,16 +202,27 @@ fn map_stream<V: Vector, const N: usize>(xs: [&[V::E]; N], out: &mut [V::E], f: 
         lanes::<V, N, 0, 1>(xs.map(|x| &x[r.clone()]), [], [o], |x, []| ([], [f(x)]));
     }
     let mut i = head;
-    while i < body {
-        // SAFETY: i + LANES <= body <= n = every slice's length; `out + i` is aligned to
-        // the vector's size (`head` aligns it, and LANES elements are that size).
-        unsafe {
-            let v = f(xs.map(|x| V::load(x.as_ptr().add(i))));
-            v.store_stream(out.as_mut_ptr().add(i));
+    if stream {
+        while i < body {
+            // SAFETY: i + LANES <= body <= n = every slice's length; `out + i` is aligned
+            // to the vector's size (`head` aligns it, and LANES elements are that size).
+            unsafe {
+                let v = f(xs.map(|x| V::load(x.as_ptr().add(i))));
+                v.store_stream(out.as_mut_ptr().add(i));
+            }
+            i += V::LANES;
         }
-        i += V::LANES;
+        V::stream_fence();
+    } else {
+        while i < body {
+            // SAFETY: i + LANES <= body <= n = every slice's length.
+            unsafe {
+                let v = f(xs.map(|x| V::load(x.as_ptr().add(i))));
+                v.store(out.as_mut_ptr().add(i));
+            }
+            i += V::LANES;
+        }
     }
-    V::stream_fence();
 }
 
 impl<T: Float, F: LaneFn1<T>> Job<T> for Map1<'_, T, F> {
@@ -209,16 +230,8 @@ impl<T: Float, F: LaneFn1<T>> Job<T> for Map1<'_, T, F> {
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let f = self.f;
-        if streams(self.out, 1) {
-            return map_stream::<V, 1>([self.x], self.out, |[x]| f.call(x));
-        }
-        lanes::<V, 1, 0, 1>(
-            [self.x],
-            [],
-            [self.out],
-            #[inline(always)]
-            |[x], []| ([], [f.call(x)]),
-        );
+        let stream = streams(self.out, 1);
+        map_aligned::<V, 1>([self.x], self.out, stream, |[x]| f.call(x));
     }
 }
 
@@ -227,16 +240,8 @@ impl<T: Float, F: LaneFn2<T>> Job<T> for Map2<'_, T, F> {
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let f = self.f;
-        if streams(self.out, 2) {
-            return map_stream::<V, 2>([self.x, self.d], self.out, |[x, d]| f.call(x, d));
-        }
-        lanes::<V, 2, 0, 1>(
-            [self.x, self.d],
-            [],
-            [self.out],
-            #[inline(always)]
-            |[x, d], []| ([], [f.call(x, d)]),
-        );
+        let stream = streams(self.out, 2);
+        map_aligned::<V, 2>([self.x, self.d], self.out, stream, |[x, d]| f.call(x, d));
     }
 }
 
