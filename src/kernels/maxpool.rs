@@ -484,27 +484,31 @@ impl<T: Float> Job<T> for Pool2x2<'_, T> {
     fn run<V: Vector<E = T>>(self) {
         let w = &self.g.window;
         let (ww, plane, oplane) = (w.width, w.height * w.width, w.out_pixels());
-        // Rows narrower than a vector: whole-vector loads running on into the following
-        // rows (keeping the row's own lanes) while they stay inside `x`, else the same
-        // code one lane wide.
-        let (wide, lanes) = (w.out_w >= V::LANES, V::LANES);
-        for (i, o) in self.out.chunks_exact_mut(oplane).enumerate() {
-            let xp = &self.x[i * plane..(i + 1) * plane];
-            for oy in 0..w.out_h {
-                let r0 = &xp[2 * oy * ww..(2 * oy + 1) * ww];
-                let r1 = &xp[(2 * oy + 1) * ww..(2 * oy + 2) * ww];
-                let orow = &mut o[oy * w.out_w..(oy + 1) * w.out_w];
-                let at = i * plane + 2 * oy * ww;
-                if wide {
+        let (ow, lanes) = (w.out_w, V::LANES);
+        if ow >= lanes {
+            for (xp, o) in self.x.chunks_exact(plane).zip(self.out.chunks_exact_mut(oplane)) {
+                for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
+                    let r0 = &xp[2 * oy * ww..(2 * oy + 1) * ww];
+                    let r1 = &xp[(2 * oy + 1) * ww..(2 * oy + 2) * ww];
                     pool2x2_row::<V>(r0, r1, orow);
-                } else if at + ww + 2 * lanes <= self.x.len() {
-                    let (a, b) = (&self.x[at..at + 2 * lanes], &self.x[at + ww..at + ww + 2 * lanes]);
-                    let mut vals = [T::ZERO; MAX_LANES];
-                    pool2x2_row::<V>(a, b, &mut vals[..lanes]);
-                    let n = orow.len();
-                    orow.copy_from_slice(&vals[..n]);
+                }
+            }
+            return;
+        }
+        // Rows narrower than a vector: one whole vector of windows from the row's start,
+        // its loads and its store running on into the rows after it, whose own pass
+        // (later) overwrites the extra outputs; the same code one lane wide where that
+        // vector would leave `x` or `out`.
+        let (x, out) = (self.x, self.out);
+        for i in 0..out.len() / oplane {
+            for oy in 0..w.out_h {
+                let (at, ot) = (i * plane + 2 * oy * ww, i * oplane + oy * ow);
+                if at + ww + 2 * lanes <= x.len() && ot + lanes <= out.len() {
+                    let (a, b) = (&x[at..at + 2 * lanes], &x[at + ww..at + ww + 2 * lanes]);
+                    pool2x2_row::<V>(a, b, &mut out[ot..ot + lanes]);
                 } else {
-                    pool2x2_row::<Scalar<T>>(r0, r1, orow);
+                    let (r0, r1) = (&x[at..at + ww], &x[at + ww..at + 2 * ww]);
+                    pool2x2_row::<Scalar<T>>(r0, r1, &mut out[ot..ot + ow]);
                 }
             }
         }
