@@ -359,14 +359,19 @@ fn relu_and_leaky_relu_lengths_lanes_edges_exact() {
 }
 
 /// The streaming-store path (outputs past `streaming_threshold_bytes`, which depends on
-/// the CPU's largest cache) on every ISA, against the definition: outputs starting 0, 1
-/// and 3 elements into their buffer (so the aligned body starts at each possible lane), a
-/// length that leaves a tail, and nothing written before the output.
+/// the CPU's largest cache) on every ISA, against the definition ([`check_activations_at`]),
+/// at a length that leaves a tail.
 fn check_activations_streaming<T: Elem>() -> Result<(), String> {
     // The one-input maps' threshold is the larger one.
     let bytes = streaming_threshold_bytes(1);
     assert!(bytes >= streaming_threshold_bytes(2));
-    let n = bytes / std::mem::size_of::<T>() + 13;
+    check_activations_at::<T>(bytes / std::mem::size_of::<T>() + 13)
+}
+
+/// The four activations of `n` elements on every ISA against the definition: outputs
+/// starting 0, 1 and 3 elements into their buffer (so the aligned body starts at each
+/// possible lane), and nothing written before the output.
+fn check_activations_at<T: Elem>(n: usize) -> Result<(), String> {
     let mut g = Gen::new(n as u64);
     let (x, d) = (g.specials::<T>(n), g.specials::<T>(n));
     let alpha = T::from_f64(0.3);
@@ -397,6 +402,16 @@ fn check_activations_streaming<T: Elem>() -> Result<(), String> {
 fn activations_streaming_stores_exact() {
     ok(check_activations_streaming::<f32>());
     ok(check_activations_streaming::<f64>());
+}
+
+/// Maps of more than 65,536 elements run in pieces of that many on the thread pool: one
+/// element past a piece, a piece short of two, and three pieces and a tail.
+#[test]
+fn activations_split_into_pieces_exact() {
+    for n in [65_537, 2 * 65_536 - 1, 3 * 65_536 + 7] {
+        ok(check_activations_at::<f32>(n));
+        ok(check_activations_at::<f64>(n));
+    }
 }
 
 #[test]

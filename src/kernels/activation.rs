@@ -4,10 +4,15 @@
 //! (`relu(NaN) = NaN`, `leaky_relu(NaN) = NaN`); the backward passes give a zero gradient
 //! where the input is NaN for ReLU (its mask is `x > 0`) and `alpha * dout` for LeakyReLU
 //! (its mask is `x > 0` too, so NaN takes the negative branch).
+//!
+//! The element-wise maps split outputs of more than 65,536 elements into pieces of that
+//! many, run on the `rayon` thread pool (with the `rayon` feature); every element is
+//! computed the same way whatever the split, so results do not depend on the threads.
 
 use crate::error::{Result, check_len};
 use crate::float::Float;
-use crate::simd::{Isa, Job, Vector, active_isa, lanes, run, run_on};
+use crate::kernels::par::for_each_chunk1;
+use crate::simd::{Isa, Job, Vector, active_isa, lanes, run_on};
 
 /// What a convolution applies to its output after adding the bias.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -97,6 +102,7 @@ struct Map1<'a, T, F> {
     x: &'a [T],
     out: &'a mut [T],
     f: F,
+    stream: bool,
 }
 
 struct Map2<'a, T, F> {
@@ -104,6 +110,52 @@ struct Map2<'a, T, F> {
     d: &'a [T],
     out: &'a mut [T],
     f: F,
+    stream: bool,
+}
+
+/// Elements per piece of an elementwise map run in parallel (256 KiB of `f32`, a multiple
+/// of every vector, so each piece keeps the whole slice's alignment); a map of at most
+/// this many runs on the calling thread.
+const PAR_CHUNK: usize = 1 << 16;
+
+/// `out[i] = f(x[i])` on the active ISA, in pieces of [`PAR_CHUNK`] on the thread pool,
+/// streaming the stores when the whole output is past [`streaming_threshold_bytes`].
+fn map1<T: Float, F: LaneFn1<T> + Send + Sync>(x: &[T], out: &mut [T], f: F) -> Result<()> {
+    let isa = active_isa()?;
+    let stream = streams(out, 1);
+    if out.len() <= PAR_CHUNK {
+        run_on(isa, Map1 { x, out, f, stream });
+        return Ok(());
+    }
+    for_each_chunk1(out, PAR_CHUNK, |i, out| {
+        let x = &x[i * PAR_CHUNK..i * PAR_CHUNK + out.len()];
+        run_on(isa, Map1 { x, out, f, stream })
+    });
+    Ok(())
+}
+
+/// `out[i] = f(x[i], d[i])`, as [`map1`].
+fn map2<T: Float, F: LaneFn2<T> + Send + Sync>(x: &[T], d: &[T], out: &mut [T], f: F) -> Result<()> {
+    let isa = active_isa()?;
+    let stream = streams(out, 2);
+    if out.len() <= PAR_CHUNK {
+        run_on(isa, Map2 { x, d, out, f, stream });
+        return Ok(());
+    }
+    for_each_chunk1(out, PAR_CHUNK, |i, out| {
+        let r = i * PAR_CHUNK..i * PAR_CHUNK + out.len();
+        run_on(
+            isa,
+            Map2 {
+                x: &x[r.clone()],
+                d: &d[r],
+                out,
+                f,
+                stream,
+            },
+        )
+    });
+    Ok(())
 }
 
 /// A lane function that works for every vector type (a generic closure stand-in).
@@ -230,8 +282,7 @@ impl<T: Float, F: LaneFn1<T>> Job<T> for Map1<'_, T, F> {
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let f = self.f;
-        let stream = streams(self.out, 1);
-        map_aligned::<V, 1>([self.x], self.out, stream, |[x]| f.call(x));
+        map_aligned::<V, 1>([self.x], self.out, self.stream, |[x]| f.call(x));
     }
 }
 
@@ -240,8 +291,7 @@ impl<T: Float, F: LaneFn2<T>> Job<T> for Map2<'_, T, F> {
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let f = self.f;
-        let stream = streams(self.out, 2);
-        map_aligned::<V, 2>([self.x, self.d], self.out, stream, |[x, d]| f.call(x, d));
+        map_aligned::<V, 2>([self.x, self.d], self.out, self.stream, |[x, d]| f.call(x, d));
     }
 }
 
@@ -295,7 +345,7 @@ impl<T: Float> LaneFn2<T> for LeakyB<T> {
 /// ```
 pub fn relu_forward<T: Float>(x: &[T], out: &mut [T]) -> Result<()> {
     check_len("relu output", x.len(), out.len())?;
-    run(Map1 { x, out, f: ReluF })
+    map1(x, out, ReluF)
 }
 
 /// ReLU backward: `dx = dout` where `x > 0`, else `0` (the gradient at 0 is 0).
@@ -307,12 +357,7 @@ pub fn relu_forward<T: Float>(x: &[T], out: &mut [T]) -> Result<()> {
 pub fn relu_backward<T: Float>(x: &[T], dout: &[T], dx: &mut [T]) -> Result<()> {
     check_len("relu dout", x.len(), dout.len())?;
     check_len("relu dx", x.len(), dx.len())?;
-    run(Map2 {
-        x,
-        d: dout,
-        out: dx,
-        f: ReluB,
-    })
+    map2(x, dout, dx, ReluB)
 }
 
 /// LeakyReLU forward: `out = x` where `x > 0`, else `alpha*x` (NaN propagates).
@@ -321,11 +366,7 @@ pub fn relu_backward<T: Float>(x: &[T], dout: &[T], dx: &mut [T]) -> Result<()> 
 /// [`crate::Error::Length`] when `out.len() != x.len()`; [`crate::Error::Isa`].
 pub fn leaky_relu_forward<T: Float>(x: &[T], alpha: T, out: &mut [T]) -> Result<()> {
     check_len("leaky_relu output", x.len(), out.len())?;
-    run(Map1 {
-        x,
-        out,
-        f: LeakyF(alpha),
-    })
+    map1(x, out, LeakyF(alpha))
 }
 
 /// LeakyReLU backward: `dx = dout` where `x > 0`, else `alpha*dout`.
@@ -335,12 +376,7 @@ pub fn leaky_relu_forward<T: Float>(x: &[T], alpha: T, out: &mut [T]) -> Result<
 pub fn leaky_relu_backward<T: Float>(x: &[T], alpha: T, dout: &[T], dx: &mut [T]) -> Result<()> {
     check_len("leaky_relu dout", x.len(), dout.len())?;
     check_len("leaky_relu dx", x.len(), dx.len())?;
-    run(Map2 {
-        x,
-        d: dout,
-        out: dx,
-        f: LeakyB(alpha),
-    })
+    map2(x, dout, dx, LeakyB(alpha))
 }
 
 #[cfg(test)]
