@@ -227,6 +227,23 @@ fn parse_cache_size(s: &str) -> Option<usize> {
     digits.parse::<usize>().ok()?.checked_mul(unit)
 }
 
+/// The vectors of `LANES` elements from element `i` of each slice of `xs`.
+///
+/// A loop rather than `array::map`, whose closure is not always inlined into the ISA's
+/// function, leaving its vector operations as calls (seen in the Winograd transforms).
+///
+/// # Safety
+/// `i + LANES` must be at most every slice's length.
+#[inline(always)]
+unsafe fn load_each<V: Vector, const N: usize>(xs: &[&[V::E]; N], i: usize) -> [V; N] {
+    let mut r = [V::splat(<V::E as Float>::ZERO); N];
+    for (v, x) in r.iter_mut().zip(xs) {
+        // SAFETY: the caller guarantees i + LANES <= x.len().
+        *v = unsafe { V::load(x.as_ptr().add(i)) };
+    }
+    r
+}
+
 /// `out[i] = f(xs[0][i], .., xs[N-1][i])`, a vector at a time from the first
 /// vector-aligned output on, with streaming stores when `stream` is set. The elements
 /// before that and after the last whole vector go through [`lanes`]' padded tail, the
@@ -259,7 +276,7 @@ fn map_aligned<V: Vector, const N: usize>(
             // SAFETY: i + LANES <= body <= n = every slice's length; `out + i` is aligned
             // to the vector's size (`head` aligns it, and LANES elements are that size).
             unsafe {
-                let v = f(xs.map(|x| V::load(x.as_ptr().add(i))));
+                let v = f(load_each(&xs, i));
                 v.store_stream(out.as_mut_ptr().add(i));
             }
             i += V::LANES;
@@ -269,7 +286,7 @@ fn map_aligned<V: Vector, const N: usize>(
         while i < body {
             // SAFETY: i + LANES <= body <= n = every slice's length.
             unsafe {
-                let v = f(xs.map(|x| V::load(x.as_ptr().add(i))));
+                let v = f(load_each(&xs, i));
                 v.store(out.as_mut_ptr().add(i));
             }
             i += V::LANES;

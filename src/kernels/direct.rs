@@ -111,7 +111,12 @@ fn filter_block<V: GemmVec, const FB: usize>(
     assert!(g.stride == 1 && ow + kw - 1 == wp && oh + kh - 1 == hp && ow >= lanes);
     assert!(padded.len() >= g.channels * plane && wt.len() >= taps * fnum && f0 + FB <= fnum);
     assert!(out.len() >= fnum * oh * ow);
-    let b: [V; FB] = std::array::from_fn(|i| V::splat(bias.map_or(zero, |b| b[f0 + i])));
+    let mut b = [V::splat(zero); FB];
+    if let Some(bias) = bias {
+        for (i, bv) in b.iter_mut().enumerate() {
+            *bv = V::splat(bias[f0 + i]);
+        }
+    }
     for oy in 0..oh {
         let mut ox = 0;
         while ox < ow {
@@ -364,9 +369,12 @@ fn flat_tile<V: GemmVec, const FB: usize, const NV: usize>(
         for ky in 0..g.kh {
             let row = c * plane + ky * wp + q0;
             for kx in 0..g.kw {
-                // SAFETY: every load below ends at or before `reach <= src.len()`
-                // (asserted above): c < C, ky < FH, kx < FW, v < NV.
-                let xs: [V; NV] = std::array::from_fn(|v| unsafe { V::load(src.as_ptr().add(row + kx + v * lanes)) });
+                let mut xs = [V::splat(zero); NV];
+                for (v, xv) in xs.iter_mut().enumerate() {
+                    // SAFETY: every load here ends at or before `reach <= src.len()`
+                    // (asserted above): c < C, ky < FH, kx < FW, v < NV.
+                    *xv = unsafe { V::load(src.as_ptr().add(row + kx + v * lanes)) };
+                }
                 let wrow: &[V::E; FB] = wt[t * fnum + f0..][..FB].try_into().expect("FB weights");
                 for (a, &wv) in acc.iter_mut().zip(wrow) {
                     let wv = V::splat(wv);

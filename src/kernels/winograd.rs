@@ -337,11 +337,13 @@ fn check_m<T>(m: &[T], mstride: usize, fnum: usize, t: usize, tt: usize, lanes: 
 #[inline(always)]
 fn load_m<V: TransformVec>(m: &[V::E], mstride: usize, at: usize) -> [V; 16] {
     assert!(15 * mstride + at + V::LANES <= m.len());
-    std::array::from_fn(|xi| {
+    let mut r = [V::splat(<V::E as Float>::ZERO); 16];
+    for (xi, v) in r.iter_mut().enumerate() {
         // SAFETY: xi*mstride + at + LANES <= 15*mstride + at + LANES <= m.len()
         // (asserted above).
-        unsafe { V::load(m.as_ptr().add(xi * mstride + at)) }
-    })
+        *v = unsafe { V::load(m.as_ptr().add(xi * mstride + at)) };
+    }
+    r
 }
 
 /// Copies the `n` elements at `src[s..]` to `dst[at..at + n]`. A row of at least a vector
@@ -488,7 +490,8 @@ impl<T: Float> Transform<T> for PoolTransform<'_, T> {
 fn tile_vectors<V: TransformVec>(m: &[V; 16]) -> [V; 4] {
     let at = |r: [V; 4]| [r[0].add(r[1]).add(r[2]), r[1].sub(r[2]).sub(r[3])];
     // Columns first: t[a][b] over the rows of M.
-    let cols: [[V; 2]; 4] = std::array::from_fn(|b| at([m[b], m[4 + b], m[8 + b], m[12 + b]]));
+    let col = |b: usize| at([m[b], m[4 + b], m[8 + b], m[12 + b]]);
+    let cols = [col(0), col(1), col(2), col(3)];
     let top = at([cols[0][0], cols[1][0], cols[2][0], cols[3][0]]);
     let bottom = at([cols[0][1], cols[1][1], cols[2][1], cols[3][1]]);
     [top[0], top[1], bottom[0], bottom[1]]
