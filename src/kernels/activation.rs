@@ -118,18 +118,32 @@ struct Map2<'a, T, F> {
 /// this many runs on the calling thread.
 const PAR_CHUNK: usize = 1 << 16;
 
-/// `out[i] = f(x[i])` on the active ISA, in pieces of [`PAR_CHUNK`] on the thread pool,
-/// streaming the stores when the whole output is past [`streaming_threshold_bytes`].
+/// Runs `piece(range, &mut out[range])` over `out` in pieces of [`PAR_CHUNK`] on the
+/// thread pool, or once on the calling thread when `out` is no longer than that.
+fn in_pieces<T: Send>(out: &mut [T], piece: impl Fn(std::ops::Range<usize>, &mut [T]) + Sync + Send) {
+    if out.len() <= PAR_CHUNK {
+        return piece(0..out.len(), out);
+    }
+    for_each_chunk1(out, PAR_CHUNK, |i, out| {
+        piece(i * PAR_CHUNK..i * PAR_CHUNK + out.len(), out)
+    });
+}
+
+/// `out[i] = f(x[i])` on the active ISA, in pieces ([`in_pieces`]), streaming the stores
+/// when the whole output is past [`streaming_threshold_bytes`].
 fn map1<T: Float, F: LaneFn1<T> + Send + Sync>(x: &[T], out: &mut [T], f: F) -> Result<()> {
     let isa = active_isa()?;
     let stream = streams(out, 1);
-    if out.len() <= PAR_CHUNK {
-        run_on(isa, Map1 { x, out, f, stream });
-        return Ok(());
-    }
-    for_each_chunk1(out, PAR_CHUNK, |i, out| {
-        let x = &x[i * PAR_CHUNK..i * PAR_CHUNK + out.len()];
-        run_on(isa, Map1 { x, out, f, stream })
+    in_pieces(out, |r, out| {
+        run_on(
+            isa,
+            Map1 {
+                x: &x[r],
+                out,
+                f,
+                stream,
+            },
+        )
     });
     Ok(())
 }
@@ -138,22 +152,9 @@ fn map1<T: Float, F: LaneFn1<T> + Send + Sync>(x: &[T], out: &mut [T], f: F) -> 
 fn map2<T: Float, F: LaneFn2<T> + Send + Sync>(x: &[T], d: &[T], out: &mut [T], f: F) -> Result<()> {
     let isa = active_isa()?;
     let stream = streams(out, 2);
-    if out.len() <= PAR_CHUNK {
-        run_on(isa, Map2 { x, d, out, f, stream });
-        return Ok(());
-    }
-    for_each_chunk1(out, PAR_CHUNK, |i, out| {
-        let r = i * PAR_CHUNK..i * PAR_CHUNK + out.len();
-        run_on(
-            isa,
-            Map2 {
-                x: &x[r.clone()],
-                d: &d[r],
-                out,
-                f,
-                stream,
-            },
-        )
+    in_pieces(out, |r, out| {
+        let (x, d) = (&x[r.clone()], &d[r]);
+        run_on(isa, Map2 { x, d, out, f, stream })
     });
     Ok(())
 }
