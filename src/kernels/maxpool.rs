@@ -635,11 +635,7 @@ impl<T: Float> Job<T> for Pool2x2Back<'_, T> {
             for oy in 0..w.out_h {
                 let (r0, r1) = (p0 + 2 * oy * ww, p0 + (2 * oy + 1) * ww);
                 let orow = o0 + oy * ow..o0 + (oy + 1) * ow;
-                if ow >= lanes {
-                    let (top, bottom) = dx[r0..r1 + ww].split_at_mut(ww);
-                    let rows = [&x[r0..r0 + ww], &x[r1..r1 + ww]];
-                    route_row::<V>(rows, &out[orow.clone()], &dout[orow], [top, bottom]);
-                } else if r1 + 2 * lanes <= dx.len() && orow.start + lanes <= out.len() {
+                if ow < lanes && r1 + 2 * lanes <= dx.len() && orow.start + lanes <= out.len() {
                     // A row narrower than a vector: one whole vector of windows from the
                     // row's start, running on into the rows after it. Its stores write
                     // values into those rows (the next pair, the next plane) that their
@@ -659,7 +655,13 @@ impl<T: Float> Job<T> for Pool2x2Back<'_, T> {
                 } else {
                     let (top, bottom) = dx[r0..r1 + ww].split_at_mut(ww);
                     let rows = [&x[r0..r0 + ww], &x[r1..r1 + ww]];
-                    route_row::<Scalar<T>>(rows, &out[orow.clone()], &dout[orow], [top, bottom]);
+                    let (m, d) = (&out[orow.clone()], &dout[orow]);
+                    if ow >= lanes {
+                        route_row::<V>(rows, m, d, [top, bottom]);
+                    } else {
+                        // The vector would leave the chunk: the same code one lane wide.
+                        route_row::<Scalar<T>>(rows, m, d, [top, bottom]);
+                    }
                 }
                 if ww % 2 == 1 {
                     dx[r0 + ww - 1] = T::ZERO;
