@@ -479,18 +479,28 @@ fn im2col_col2im_round_trip_when_windows_tile() {
     }
 }
 
-/// Stride-1 planes on both sides of the per-image im2col's stack plane (1,024 padded
-/// elements): 30x30 padded (DeepConvNet's conv1/conv2), 31x33 (1,023, just under), 32x33
-/// (just over), 35x42 (well over); f32 as well as f64, against the canvas definition.
+/// The per-image im2col's stride-1 runs, which read each input row in place and zero the
+/// padding lanes by mask, against the canvas definition, f32 as well as f64: DeepConvNet's
+/// conv2, conv4 (pad 2) and conv6 (8-wide rows, one vector); widths around 8 and 16 lanes;
+/// padding wider than a vector (the vectors between a run's first and last meet padding
+/// too); more window columns than the kernel caches (12); windows wider than the image, or
+/// as wide.
+/// Two images of two channels: loads near both ends of an image take the checked path.
 #[test]
-fn im2col_image_around_the_stack_plane_limit() {
+fn im2col_image_stride1_runs() {
     for (h, w, p, k) in [
         (28, 28, 1, 3),
+        (14, 14, 2, 3),
+        (8, 8, 1, 3),
         (29, 31, 1, 3),
         (30, 31, 1, 3),
         (33, 40, 1, 3),
         (30, 31, 0, 1),
         (8, 8, 3, 5),
+        (5, 17, 9, 11),
+        (4, 20, 10, 12),
+        (3, 3, 5, 4),
+        (7, 7, 0, 7),
     ] {
         let g = geom([2, 2, h, w], [k, k], 1, p);
         let x: Vec<f64> = (0..g.input_len()).map(|i| ((i * 37) % 23) as f64 - 11.0).collect();

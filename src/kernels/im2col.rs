@@ -331,55 +331,50 @@ impl<T: Float> Job<T> for Im2colImage<'_, T> {
     ///
     /// With stride 1 and contiguous rows (`ld == OH*OW`) the matrix is instead written in
     /// one increasing sweep by whole vectors, each vector that runs past its segment
-    /// writing only elements a later segment overwrites, so short runs cost one load and
-    /// one store. When the zero-padded plane fits [`STACK_PLANE`], each channel is first
-    /// copied into one on the stack and every run of `OW` is copied from it, padding
-    /// included; otherwise the sweep alternates padding and input segments.
+    /// writing only elements a later segment overwrites. A run of `OW` is read straight
+    /// from its input row ([`MaskedRuns`]): a vector that covers padding loads the input
+    /// around it and zeroes those lanes, so an 8-pixel run costs one load, one blend and one
+    /// store, and no zero-padded copy of the image is written and read back.
     #[inline(always)]
     fn run<V: Vector<E = T>>(self) {
         let Self { g, x, col, ld } = self;
         let (h, w, s, p, kh, kw) = (g.height, g.width, g.stride, g.pad, g.kh, g.kw);
         let (plane, ow_n, pixels) = (h * w, g.out_w, g.out_pixels());
-        let (ph, pw) = (h + 2 * p, w + 2 * p);
-        if s == 1 && ld == pixels && ph * pw <= STACK_PLANE {
-            // Each channel goes once into a zero-bordered plane on the stack; every run is
-            // then a plain copy of `OW` elements from it, padding included.
-            let mut buf = [T::ZERO; STACK_PLANE];
-            let padded = &mut buf[..ph * pw];
+        if s == 1 && ld == pixels {
+            // The runs of window column `kx`, or `None` when all of it is padding; built
+            // once per call for the first `CACHED` columns.
+            const CACHED: usize = 8;
+            let runs_of = |kx: usize| {
+                let (lo, hi) = valid_range(ow_n, 1, kx, p, w);
+                (lo < hi).then(|| MaskedRuns::<V>::new(ow_n, lo, hi))
+            };
+            let mut cached = [None; CACHED];
+            for (kx, slot) in cached.iter_mut().enumerate().take(kw) {
+                *slot = runs_of(kx);
+            }
+            let mut row = 0;
             for c in 0..g.channels {
-                for (y, src) in x[c * plane..(c + 1) * plane].chunks_exact(w).enumerate() {
-                    padded[(y + p) * pw + p..(y + p) * pw + p + w].copy_from_slice(src);
-                }
                 for ky in 0..kh {
+                    let (oy_lo, oy_hi) = valid_range(g.out_h, 1, ky, p, h);
                     for kx in 0..kw {
-                        let row = ((c * kh + ky) * kw + kx) * ld;
-                        for oy in 0..g.out_h {
-                            copy_overrun::<V>(col, row + oy * ow_n, padded, (oy + ky) * pw + kx, ow_n);
+                        let runs = match cached.get(kx) {
+                            Some(&runs) => runs,
+                            None => runs_of(kx),
+                        };
+                        match runs {
+                            Some(runs) if oy_lo < oy_hi => {
+                                zero_overrun::<V>(col, row, oy_lo * ow_n);
+                                // Input element of output column `ox` of run `oy_lo`:
+                                // `src + ox - lo`.
+                                let src = c * plane + (oy_lo + ky - p) * w + (runs.lo + kx - p);
+                                runs.copy_rows(col, row + oy_lo * ow_n, x, src, oy_hi - oy_lo, w);
+                                zero_overrun::<V>(col, row + oy_hi * ow_n, (g.out_h - oy_hi) * ow_n);
+                            }
+                            _ => zero_overrun::<V>(col, row, pixels),
                         }
+                        row += ld;
                     }
                 }
-            }
-            return;
-        }
-        if s == 1 && ld == pixels {
-            for r in 0..g.col_rows() {
-                let (c, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
-                let (oy_lo, oy_hi) = valid_range(g.out_h, 1, ky, p, h);
-                let (ox_lo, ox_hi) = valid_range(ow_n, 1, kx, p, w);
-                let row = r * ld;
-                if ox_lo >= ox_hi {
-                    zero_overrun::<V>(col, row, pixels);
-                    continue;
-                }
-                zero_overrun::<V>(col, row, oy_lo * ow_n);
-                for oy in oy_lo..oy_hi {
-                    let d = row + oy * ow_n;
-                    let src = c * plane + (oy + ky - p) * w + (ox_lo + kx - p);
-                    zero_overrun::<V>(col, d, ox_lo);
-                    copy_overrun::<V>(col, d + ox_lo, x, src, ox_hi - ox_lo);
-                    zero_overrun::<V>(col, d + ox_hi, ow_n - ox_hi);
-                }
-                zero_overrun::<V>(col, row + oy_hi * ow_n, (g.out_h - oy_hi) * ow_n);
             }
             return;
         }
@@ -434,9 +429,147 @@ pub fn im2col_image<T: Float>(g: &WindowGeometry, x: &[T], col: &mut [T]) -> Res
     run(Im2colImage { g, x, col, ld })
 }
 
-/// Largest zero-padded plane (`(H+2p)*(W+2p)` elements) that [`im2col_image`] builds on
-/// the stack; DeepConvNet's largest is 30x30.
-const STACK_PLANE: usize = 1024;
+/// Lanes `[a, b)` of a vector as a [`Vector::select`] mask.
+#[inline(always)]
+fn lane_mask<V: Vector>(a: usize, b: usize) -> V {
+    let i = V::iota();
+    let (a, b) = (V::splat(V::E::from_usize(a)), V::splat(V::E::from_usize(b)));
+    a.le(i).and(b.gt(i))
+}
+
+/// The stride-1 runs of one column-matrix row of [`im2col_image`]: `OW` outputs whose
+/// columns `[lo, hi)` come from the input and the rest are padding (zero). Each run is
+/// written by whole vectors from its start; a vector that covers padding loads the input
+/// around the run (while that stays inside the image) and zeroes the padding lanes. The
+/// masks of the first and the last vector, the ones that meet padding when `pad < LANES`,
+/// are built once per row.
+#[derive(Clone, Copy)]
+struct MaskedRuns<V> {
+    ow: usize,
+    lo: usize,
+    hi: usize,
+    /// Start of the last vector of a run.
+    last: usize,
+    first_mask: V,
+    last_mask: V,
+}
+
+impl<V: Vector> MaskedRuns<V> {
+    /// Runs of `ow` outputs whose columns `[lo, hi)` are input (`lo < hi <= ow`).
+    #[inline(always)]
+    fn new(ow: usize, lo: usize, hi: usize) -> Self {
+        let last = (ow - 1) / V::LANES * V::LANES;
+        let lanes = |o: usize| Self::lanes(lo, hi, o);
+        let ((a0, b0), (a1, b1)) = (lanes(0), lanes(last));
+        Self {
+            ow,
+            lo,
+            hi,
+            last,
+            first_mask: lane_mask(a0, b0),
+            last_mask: lane_mask(a1, b1),
+        }
+    }
+
+    /// The input lanes `[a, b)` of the vector at output column `o`.
+    #[inline(always)]
+    fn lanes(lo: usize, hi: usize, o: usize) -> (usize, usize) {
+        let a = lo.saturating_sub(o).min(V::LANES);
+        (a, hi.saturating_sub(o).clamp(a, V::LANES))
+    }
+
+    /// Writes `rows` consecutive runs from `col[d]` on (and, from the last vector, elements
+    /// after them that a later write covers), run `i` from the input row whose column `lo`
+    /// is `x[src + i*w]`.
+    ///
+    /// When every vector between the first and the last of a run is all input and every
+    /// load and store stays inside `x` and `col`, the runs go without further checks: the
+    /// first and last vectors through their masks, the others copied. Otherwise (near the
+    /// ends of `x` or `col`, or padding wider than a vector) run by run through [`Self::copy`].
+    #[inline(always)]
+    fn copy_rows(&self, col: &mut [V::E], d: usize, x: &[V::E], src: usize, rows: usize, w: usize) {
+        debug_assert!(rows > 0);
+        let (lanes, last) = (V::LANES, self.last);
+        let middle_full = last <= lanes || (self.lo <= lanes && self.hi >= last);
+        let first_load = src.checked_sub(self.lo);
+        let load_end = (src + (rows - 1) * w + last + lanes).checked_sub(self.lo);
+        let store_end = d + (rows - 1) * self.ow + last + lanes;
+        match (first_load, load_end) {
+            (Some(s0), Some(end)) if middle_full && end <= x.len() && store_end <= col.len() => {
+                let zero = V::splat(<V::E as Float>::ZERO);
+                let (xp, cp) = (x.as_ptr(), col.as_mut_ptr());
+                for i in 0..rows {
+                    let (s, d) = (s0 + i * w, d + i * self.ow);
+                    // SAFETY: the loads `s + o .. s + o + LANES` (o <= last) end at most at
+                    // `load_end <= x.len()` and start at or after `s0 >= 0`; the stores
+                    // `d + o .. d + o + LANES` end at most at `store_end <= col.len()`. Lanes
+                    // of padding are zeroed by the masks (vectors between the first and the
+                    // last are all input: `middle_full`).
+                    unsafe {
+                        V::select(self.first_mask, V::load(xp.add(s)), zero).store(cp.add(d));
+                        let mut o = lanes;
+                        while o < last {
+                            V::load(xp.add(s + o)).store(cp.add(d + o));
+                            o += lanes;
+                        }
+                        if last > 0 {
+                            V::select(self.last_mask, V::load(xp.add(s + last)), zero).store(cp.add(d + last));
+                        }
+                    }
+                }
+            }
+            _ => {
+                for i in 0..rows {
+                    self.copy(col, d + i * self.ow, x, src + i * w);
+                }
+            }
+        }
+    }
+
+    /// Writes the run `col[d..d+OW]` (and, from its last vector, elements after it that a
+    /// later write covers) from the input row whose column `lo` is `x[src]`.
+    #[inline(always)]
+    fn copy(&self, col: &mut [V::E], d: usize, x: &[V::E], src: usize) {
+        let (lanes, zero) = (V::LANES, V::splat(<V::E as Float>::ZERO));
+        let mut o = 0;
+        while o < self.ow {
+            let (a, b) = Self::lanes(self.lo, self.hi, o);
+            // The input element of lane 0 (a lane of padding when `a > 0`).
+            let start = (src + o).checked_sub(self.lo);
+            let fits = d + o + lanes <= col.len();
+            match start {
+                Some(s) if a == 0 && b == lanes && fits => {
+                    // SAFETY: every lane is an input element (`lo <= o`, `o + LANES <= hi`),
+                    // so `s..s+LANES` lies in `x`; `d+o+LANES <= col.len()` checked.
+                    unsafe { V::load(x.as_ptr().add(s)).store(col.as_mut_ptr().add(d + o)) };
+                }
+                Some(s) if fits && s + lanes <= x.len() => {
+                    let mask = if o == 0 {
+                        self.first_mask
+                    } else if o == self.last {
+                        self.last_mask
+                    } else {
+                        lane_mask(a, b)
+                    };
+                    // SAFETY: `s..s+LANES` lies in `x` and `d+o..d+o+LANES` in `col`, both
+                    // just checked; the lanes outside `[a, b)` are replaced by zeros.
+                    unsafe { V::select(mask, V::load(x.as_ptr().add(s)), zero).store(col.as_mut_ptr().add(d + o)) };
+                }
+                _ => {
+                    // Near either end of `x` or `col`: lane by lane, within the run.
+                    for l in 0..lanes.min(self.ow - o) {
+                        col[d + o + l] = if (a..b).contains(&l) {
+                            x[src + o + l - self.lo]
+                        } else {
+                            <V::E as Float>::ZERO
+                        };
+                    }
+                }
+            }
+            o += lanes;
+        }
+    }
+}
 
 /// Zeroes `col[d..d+len]` by whole vectors; the last may run past `d+len` (a later write
 /// must cover those elements) but never past `col.len()`, where it finishes scalar.
