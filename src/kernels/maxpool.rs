@@ -620,6 +620,58 @@ fn route_row<V: Vector>(x: [&[V::E]; 2], m: &[V::E], d: &[V::E], dx: [&mut [V::E
     }
 }
 
+/// [`route4`] on the rows as they lie, for vectors of at least two lanes: a vector of
+/// `LANES` elements of each input row holds `LANES/2` whole windows, and each pooled value
+/// and gradient is loaded into the two lanes of its window ([`Vector::load_dup_pairs`]).
+/// The first of the four positions equal to `m` (or NaN when `m` is) takes the gradient,
+/// as in [`route4`]: an odd lane of the top row only when its even neighbour did not, the
+/// bottom row only when neither top lane did. Bit for bit what [`route_row`] writes.
+///
+/// Runs `pairs` row pairs, pair `k` being input rows `x[2k*ww..]` (top) and
+/// `x[(2k+1)*ww..]` (bottom), `2*ow >= LANES` elements each, and output row `m[k*ow..]`,
+/// `d[k*ow..]`; writes the same elements of `dx`. The last vector of a row is shifted back
+/// to end on its last window (overlapping the one before, rewriting equal values).
+#[inline(always)]
+fn route_row_pairs<V: Vector>(x: &[V::E], m: &[V::E], d: &[V::E], dx: &mut [V::E], ww: usize, ow: usize, pairs: usize) {
+    let (lanes, n) = (V::LANES, 2 * ow);
+    if pairs == 0 {
+        return;
+    }
+    assert!(lanes >= 2 && lanes.is_multiple_of(2) && n >= lanes && n <= ww);
+    let last_row_end = (2 * pairs - 1) * ww + n;
+    assert!(x.len() >= last_row_end && dx.len() >= last_row_end);
+    assert!(m.len() >= pairs * ow && d.len() >= pairs * ow);
+    let zero = V::splat(<V::E as Float>::ZERO);
+    let odd = V::iota().gt(V::iota().swap_pairs());
+    let (xp, mp, dp, dxp) = (x.as_ptr(), m.as_ptr(), d.as_ptr(), dx.as_mut_ptr());
+    for k in 0..pairs {
+        let (r0, o0) = (2 * k * ww, k * ow);
+        let mut j = 0;
+        while j < n {
+            // Even, as `n` and `LANES` are: vectors start on a window.
+            let st = j.min(n - lanes);
+            // SAFETY: asserted above: the top row's `r0 + st + LANES <= r0 + n` and the
+            // bottom row's `r0 + ww + st + LANES <= last_row_end` elements lie in `x` and
+            // `dx`, and `o0 + (st + LANES)/2 <= (k+1)*ow <= pairs*ow` in `m` and `d`.
+            unsafe {
+                let top = V::load(xp.add(r0 + st));
+                let bottom = V::load(xp.add(r0 + ww + st));
+                let mv = V::load_dup_pairs(mp.add(o0 + st / 2));
+                let g = V::load_dup_pairs(dp.add(o0 + st / 2));
+                let m_nan = mv.is_nan();
+                let hit_t = mv.le(top).or(m_nan.and(top.is_nan()));
+                let hit_b = mv.le(bottom).or(m_nan.and(bottom.is_nan()));
+                let hit_t_pair = hit_t.swap_pairs();
+                let sel_t = hit_t_pair.and(odd).andnot(hit_t);
+                let sel_b = hit_t.or(hit_t_pair).or(hit_b.swap_pairs().and(odd)).andnot(hit_b);
+                V::select(sel_t, g, zero).store(dxp.add(r0 + st));
+                V::select(sel_b, g, zero).store(dxp.add(r0 + ww + st));
+            }
+            j += lanes;
+        }
+    }
+}
+
 impl<T: Float> Job<T> for Pool2x2Back<'_, T> {
     type Out = ();
     #[inline(always)]
@@ -630,12 +682,20 @@ impl<T: Float> Job<T> for Pool2x2Back<'_, T> {
         let (x, out, dout, dx) = (self.x, self.out, self.dout, self.dx);
         let planes = dx.len() / plane;
         assert!(x.len() == dx.len() && out.len() == planes * oplane && dout.len() == out.len());
+        let pairs = lanes >= 2 && 2 * ow >= lanes;
+        if pairs && ww.is_multiple_of(2) && w.height.is_multiple_of(2) {
+            // Even sides: the chunk's row pairs lie every `2*ww` elements, one run of them.
+            route_row_pairs::<V>(x, out, dout, dx, ww, ow, planes * w.out_h);
+            return;
+        }
         for i in 0..planes {
             let (p0, o0) = (i * plane, i * oplane);
             for oy in 0..w.out_h {
                 let (r0, r1) = (p0 + 2 * oy * ww, p0 + (2 * oy + 1) * ww);
                 let orow = o0 + oy * ow..o0 + (oy + 1) * ow;
-                if ow < lanes && r1 + 2 * lanes <= dx.len() && orow.start + lanes <= out.len() {
+                if pairs {
+                    route_row_pairs::<V>(&x[r0..], &out[orow.clone()], &dout[orow], &mut dx[r0..], ww, ow, 1);
+                } else if ow < lanes && r1 + 2 * lanes <= dx.len() && orow.start + lanes <= out.len() {
                     // A row narrower than a vector: one whole vector of windows from the
                     // row's start, running on into the rows after it. Its stores write
                     // values into those rows (the next pair, the next plane) that their

@@ -79,6 +79,20 @@ macro_rules! avx2_vector {
                 }
             }
             #[inline(always)]
+            unsafe fn load_dup_pairs(p: *const $e) -> Self {
+                // SAFETY: the caller guarantees `p..p+4` is readable; AVX2 is enabled. The
+                // permutation reads only the four loaded lanes.
+                unsafe {
+                    let h = _mm256_castps128_ps256(_mm_loadu_ps(p));
+                    Self(_mm256_permutevar8x32_ps(h, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3)))
+                }
+            }
+            #[inline(always)]
+            fn swap_pairs(self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_permute_ps::<0b10_11_00_01>(self.0)) }
+            }
+            #[inline(always)]
             fn splat(e: $e) -> Self {
                 // SAFETY: AVX is enabled by the trampoline this is inlined into.
                 unsafe { Self(_mm256_set1_ps(e)) }
@@ -244,6 +258,17 @@ macro_rules! avx2_vector {
                     _mm256_storeu_pd(p, _mm256_unpacklo_pd(e, o));
                     _mm256_storeu_pd(p.add(4), _mm256_unpackhi_pd(e, o));
                 }
+            }
+            #[inline(always)]
+            unsafe fn load_dup_pairs(p: *const $e) -> Self {
+                // SAFETY: the caller guarantees `p..p+2` is readable; AVX2 is enabled. The
+                // permutation reads only the two loaded lanes.
+                unsafe { Self(_mm256_permute4x64_pd::<0b01_01_00_00>(_mm256_castpd128_pd256(_mm_loadu_pd(p)))) }
+            }
+            #[inline(always)]
+            fn swap_pairs(self) -> Self {
+                // SAFETY: AVX is enabled (see the module docs).
+                unsafe { Self(_mm256_permute_pd::<0b0101>(self.0)) }
             }
             #[inline(always)]
             fn splat(e: $e) -> Self {

@@ -51,6 +51,20 @@ impl Vector for NeonF32 {
         unsafe { vst2q_f32(p, float32x4x2_t(even.0, odd.0)) }
     }
     #[inline(always)]
+    unsafe fn load_dup_pairs(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees `p..p+2` is readable; NEON is enabled.
+        unsafe {
+            let h = vld1_f32(p);
+            let hh = vcombine_f32(h, h);
+            Self(vzip1q_f32(hh, hh))
+        }
+    }
+    #[inline(always)]
+    fn swap_pairs(self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vrev64q_f32(self.0)) }
+    }
+    #[inline(always)]
     fn splat(e: f32) -> Self {
         // SAFETY: NEON is enabled (see the module docs).
         unsafe { Self(vdupq_n_f32(e)) }
@@ -222,6 +236,16 @@ impl Vector for NeonF64 {
     unsafe fn store_interleave(p: *mut f64, even: Self, odd: Self) {
         // SAFETY: the caller guarantees `p..p+4` is writable; NEON is enabled.
         unsafe { vst2q_f64(p, float64x2x2_t(even.0, odd.0)) }
+    }
+    #[inline(always)]
+    unsafe fn load_dup_pairs(p: *const f64) -> Self {
+        // SAFETY: the caller guarantees `p` is readable; NEON is enabled.
+        unsafe { Self(vld1q_dup_f64(p)) }
+    }
+    #[inline(always)]
+    fn swap_pairs(self) -> Self {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { Self(vextq_f64::<1>(self.0, self.0)) }
     }
     #[inline(always)]
     fn splat(e: f64) -> Self {

@@ -46,6 +46,15 @@ impl<T: Float> Vector for Scalar<T> {
         }
     }
     #[inline(always)]
+    unsafe fn load_dup_pairs(p: *const T) -> Self {
+        // SAFETY: the caller guarantees `p` is readable.
+        unsafe { Scalar(*p) }
+    }
+    #[inline(always)]
+    fn swap_pairs(self) -> Self {
+        self
+    }
+    #[inline(always)]
     fn splat(e: T) -> Self {
         Scalar(e)
     }

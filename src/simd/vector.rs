@@ -58,6 +58,14 @@ pub trait Vector: Copy {
     /// # Safety
     /// `p..p+2*LANES` must be writable.
     unsafe fn store_interleave(p: *mut Self::E, even: Self, odd: Self);
+    /// Loads `LANES/2` elements from `p` (one when `LANES == 1`), each into two lanes:
+    /// lane `i` holds `p[i/2]`.
+    ///
+    /// # Safety
+    /// `p..p+LANES.div_ceil(2)` must be readable.
+    unsafe fn load_dup_pairs(p: *const Self::E) -> Self;
+    /// Lanes `2i` and `2i+1` swapped, for every pair (the identity when `LANES == 1`).
+    fn swap_pairs(self) -> Self;
     /// Every lane `e`.
     fn splat(e: Self::E) -> Self;
     /// Lane `i` holds `i` (0, 1, 2, ...).
