@@ -442,7 +442,7 @@ fn lane_mask<V: Vector>(a: usize, b: usize) -> V {
 /// written by whole vectors from its start; a vector that covers padding loads the input
 /// around the run (while that stays inside the image) and zeroes the padding lanes. The
 /// masks of the first and the last vector, the ones that meet padding when `pad < LANES`,
-/// are built once per row.
+/// are built once per window column.
 #[derive(Clone, Copy)]
 struct MaskedRuns<V> {
     ow: usize,
