@@ -79,6 +79,7 @@ macro_rules! avx2_vector {
                 }
             }
             #[inline(always)]
+            // SAFETY (caller): the `LANES.div_ceil(2)` elements from `p` are readable.
             unsafe fn load_dup_pairs(p: *const $e) -> Self {
                 // SAFETY: the caller guarantees `p..p+4` is readable; AVX2 is enabled. The
                 // permutation reads only the four loaded lanes.
@@ -260,6 +261,7 @@ macro_rules! avx2_vector {
                 }
             }
             #[inline(always)]
+            // SAFETY (caller): the `LANES.div_ceil(2)` elements from `p` are readable.
             unsafe fn load_dup_pairs(p: *const $e) -> Self {
                 // SAFETY: the caller guarantees `p..p+2` is readable; AVX2 is enabled. The
                 // permutation reads only the two loaded lanes.

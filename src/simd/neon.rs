@@ -51,6 +51,7 @@ impl Vector for NeonF32 {
         unsafe { vst2q_f32(p, float32x4x2_t(even.0, odd.0)) }
     }
     #[inline(always)]
+    // SAFETY (caller): the `LANES.div_ceil(2)` elements from `p` are readable.
     unsafe fn load_dup_pairs(p: *const f32) -> Self {
         // SAFETY: the caller guarantees `p..p+2` is readable; NEON is enabled.
         unsafe {
@@ -238,6 +239,7 @@ impl Vector for NeonF64 {
         unsafe { vst2q_f64(p, float64x2x2_t(even.0, odd.0)) }
     }
     #[inline(always)]
+    // SAFETY (caller): the `LANES.div_ceil(2)` elements from `p` are readable.
     unsafe fn load_dup_pairs(p: *const f64) -> Self {
         // SAFETY: the caller guarantees `p` is readable; NEON is enabled.
         unsafe { Self(vld1q_dup_f64(p)) }

@@ -46,6 +46,7 @@ impl<T: Float> Vector for Scalar<T> {
         }
     }
     #[inline(always)]
+    // SAFETY (caller): the `LANES.div_ceil(2)` elements from `p` are readable.
     unsafe fn load_dup_pairs(p: *const T) -> Self {
         // SAFETY: the caller guarantees `p` is readable.
         unsafe { Scalar(*p) }
