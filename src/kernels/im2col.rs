@@ -341,16 +341,13 @@ impl<T: Float> Job<T> for Im2colImage<'_, T> {
         let (h, w, s, p, kh, kw) = (g.height, g.width, g.stride, g.pad, g.kh, g.kw);
         let (plane, ow_n, pixels) = (h * w, g.out_w, g.out_pixels());
         if s == 1 && ld == pixels {
-            // The runs of window column `kx`, or `None` when all of it is padding; built
-            // once per call for the first `CACHED` columns.
+            // The runs of window column `kx`, built once per call for the first `CACHED`
+            // columns. (A function, not a closure: a closure would not inherit the ISA's
+            // target features, and its intrinsics would be compiled out of line.)
             const CACHED: usize = 8;
-            let runs_of = |kx: usize| {
-                let (lo, hi) = valid_range(ow_n, 1, kx, p, w);
-                (lo < hi).then(|| MaskedRuns::<V>::new(ow_n, lo, hi))
-            };
             let mut cached = [None; CACHED];
             for (kx, slot) in cached.iter_mut().enumerate().take(kw) {
-                *slot = runs_of(kx);
+                *slot = MaskedRuns::<V>::for_column(ow_n, kx, p, w);
             }
             let mut row = 0;
             for c in 0..g.channels {
@@ -359,7 +356,7 @@ impl<T: Float> Job<T> for Im2colImage<'_, T> {
                     for kx in 0..kw {
                         let runs = match cached.get(kx) {
                             Some(&runs) => runs,
-                            None => runs_of(kx),
+                            None => MaskedRuns::<V>::for_column(ow_n, kx, p, w),
                         };
                         match runs {
                             Some(runs) if oy_lo < oy_hi => {
@@ -459,8 +456,7 @@ impl<V: Vector> MaskedRuns<V> {
     #[inline(always)]
     fn new(ow: usize, lo: usize, hi: usize) -> Self {
         let last = (ow - 1) / V::LANES * V::LANES;
-        let lanes = |o: usize| Self::lanes(lo, hi, o);
-        let ((a0, b0), (a1, b1)) = (lanes(0), lanes(last));
+        let ((a0, b0), (a1, b1)) = (Self::lanes(lo, hi, 0), Self::lanes(lo, hi, last));
         Self {
             ow,
             lo,
@@ -469,6 +465,14 @@ impl<V: Vector> MaskedRuns<V> {
             first_mask: lane_mask(a0, b0),
             last_mask: lane_mask(a1, b1),
         }
+    }
+
+    /// The runs of window column `kx` (stride 1, padding `p`, input rows of `w`), or `None`
+    /// when every output of the column falls in the padding.
+    #[inline(always)]
+    fn for_column(ow: usize, kx: usize, p: usize, w: usize) -> Option<Self> {
+        let (lo, hi) = valid_range(ow, 1, kx, p, w);
+        if lo < hi { Some(Self::new(ow, lo, hi)) } else { None }
     }
 
     /// The input lanes `[a, b)` of the vector at output column `o`.
