@@ -594,7 +594,8 @@ fn route4<V: Vector>(m: V, d: V, c: [V; 4]) -> [V; 4] {
 
 /// Routes one output row's gradients `d` (pooled values `m`) into the two input rows of
 /// `dx` from the input rows `x` (`m.len() >= LANES`, `2*m.len() <= row length`); the last
-/// block may overlap the one before, rewriting equal values.
+/// block may overlap the one before, rewriting equal values. [`Pool2x2Back`] runs it one
+/// lane wide; wider vectors take [`route_row_pairs`].
 #[inline(always)]
 fn route_row<V: Vector>(x: [&[V::E]; 2], m: &[V::E], d: &[V::E], dx: [&mut [V::E]; 2]) {
     let (lanes, ow) = (V::LANES, m.len());
@@ -713,15 +714,11 @@ impl<T: Float> Job<T> for Pool2x2Back<'_, T> {
                         V::store_interleave(dx.as_mut_ptr().add(r1), gc, gd);
                     }
                 } else {
+                    // One-lane vectors, or a narrow row whose vector would leave the
+                    // chunk: the same routing one lane wide.
                     let (top, bottom) = dx[r0..r1 + ww].split_at_mut(ww);
                     let rows = [&x[r0..r0 + ww], &x[r1..r1 + ww]];
-                    let (m, d) = (&out[orow.clone()], &dout[orow]);
-                    if ow >= lanes {
-                        route_row::<V>(rows, m, d, [top, bottom]);
-                    } else {
-                        // The vector would leave the chunk: the same code one lane wide.
-                        route_row::<Scalar<T>>(rows, m, d, [top, bottom]);
-                    }
+                    route_row::<Scalar<T>>(rows, &out[orow.clone()], &dout[orow], [top, bottom]);
                 }
                 if ww % 2 == 1 {
                     dx[r0 + ww - 1] = T::ZERO;
