@@ -485,15 +485,24 @@ impl<T: Float> Transform<T> for PoolTransform<'_, T> {
     }
 }
 
+/// `A^T r` for a column `r` of four vectors: `[r0 + r1 + r2, r1 - r2 - r3]`. A function,
+/// not a closure: a closure does not inherit the ISA's target features, so if it were not
+/// inlined its vector operations would become calls (`scripts/check-inlined.sh`).
+#[inline(always)]
+fn a_t<V: TransformVec>(r: [V; 4]) -> [V; 2] {
+    [r[0].add(r[1]).add(r[2]), r[1].sub(r[2]).sub(r[3])]
+}
+
 /// `A^T M A` of one tile, vectors of tiles: `[y00, y01, y10, y11]`.
 #[inline(always)]
 fn tile_vectors<V: TransformVec>(m: &[V; 16]) -> [V; 4] {
-    let at = |r: [V; 4]| [r[0].add(r[1]).add(r[2]), r[1].sub(r[2]).sub(r[3])];
     // Columns first: t[a][b] over the rows of M.
-    let col = |b: usize| at([m[b], m[4 + b], m[8 + b], m[12 + b]]);
-    let cols = [col(0), col(1), col(2), col(3)];
-    let top = at([cols[0][0], cols[1][0], cols[2][0], cols[3][0]]);
-    let bottom = at([cols[0][1], cols[1][1], cols[2][1], cols[3][1]]);
+    let mut cols = [[m[0]; 2]; 4];
+    for (b, col) in cols.iter_mut().enumerate() {
+        *col = a_t([m[b], m[4 + b], m[8 + b], m[12 + b]]);
+    }
+    let top = a_t([cols[0][0], cols[1][0], cols[2][0], cols[3][0]]);
+    let bottom = a_t([cols[0][1], cols[1][1], cols[2][1], cols[3][1]]);
     [top[0], top[1], bottom[0], bottom[1]]
 }
 
