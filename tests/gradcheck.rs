@@ -369,6 +369,22 @@ prop_compose! {
     }
 }
 
+prop_compose! {
+    /// Layers the Winograd `F(4x4, 3x3)` convolution computes (`src/kernels/winograd4.rs`):
+    /// 3x3, stride 1, 8-9 channels, pad 0-2 and output sides `4*th x 4*tw` that are
+    /// multiples of 4 with at least 16 of its tiles per image (`th * tw`). With 8-9 filters
+    /// and pad 1 or 2 the data gradient (whose output is the input, `4*th + 2 - 2*pad`
+    /// high) is an `F(4x4, 3x3)` one too where its sides are multiples of 4 (pad 1); with
+    /// 7 filters it is not a Winograd convolution.
+    fn conv_geom_winograd4()(
+        n in 1..=2usize, c in 8..=9usize, filters in 7..=9usize, pad in 0..=2usize,
+        tiles in prop::sample::select(vec![(4usize, 4usize), (2, 8), (8, 2)]), seed in any::<u64>(),
+    ) -> Geom {
+        let (th, tw) = tiles;
+        Geom { n, c, h: 4 * th + 2 - 2 * pad, w: 4 * tw + 2 - 2 * pad, kh: 3, kw: 3, stride: 1, pad, filters, seed }
+    }
+}
+
 /// `(n, c, kh, kw, stride)` then `pad < min(kh, kw)` (at most 3), then the sides from
 /// `sides(k, stride, pad)` for each axis: a pooling geometry valid by construction.
 fn pool_strategy<S: Strategy<Value = usize> + 'static>(
@@ -631,6 +647,22 @@ proptest! {
 
     #[test]
     fn convolution_grad_winograd_f32(g in conv_geom_winograd(), relu in any::<bool>()) {
+        check_convolution_f32(&g, epilogue_of(relu))?;
+    }
+}
+
+proptest! {
+    // Three cases each: these layers are at least 16x16 outputs, and the suite also runs
+    // as aarch64 under qemu in CI.
+    #![proptest_config(config(3))]
+
+    #[test]
+    fn convolution_grad_winograd4(g in conv_geom_winograd4(), relu in any::<bool>()) {
+        check_convolution(&g, epilogue_of(relu))?;
+    }
+
+    #[test]
+    fn convolution_grad_winograd4_f32(g in conv_geom_winograd4(), relu in any::<bool>()) {
         check_convolution_f32(&g, epilogue_of(relu))?;
     }
 }

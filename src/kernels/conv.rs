@@ -14,7 +14,10 @@
 //! 3x3 stride-1 layers with even output sides and at least 8 channels (DeepConvNet's
 //! conv2-conv6) run forward, and their data gradient, as Winograd `F(2x2, 3x3)`
 //! convolutions (`winograd.rs`): 16 multiplications per 2x2 outputs and channel instead
-//! of 36; the fused conv-ReLU-pool forward pools each 2x2 tile as it is transformed back.
+//! of 36; where the output sides are multiples of 4 with at least 16 4x4 tiles per image
+//! (conv2 and conv4, and conv2's data gradient), as `F(4x4, 3x3)` ones (`winograd4.rs`):
+//! 36 per 4x4 outputs. The fused conv-ReLU-pool forward pools each 2x2 block of outputs
+//! as it is transformed back.
 //! From 16 channels and filters on (conv2-conv6), the weight gradient is a Winograd one as
 //! well. Results differ from the direct sums by rounding only.
 //!
@@ -38,8 +41,8 @@ use crate::kernels::im2col::{
 use crate::kernels::maxpool::{pool_planes, pool2x2_pitched, pools_pitched};
 use crate::kernels::par::{chunking, for_each_chunk1, for_each_chunk2, for_each_chunk3};
 use crate::kernels::winograd::{
-    WinogradOut, winograd_applies, winograd_dw_finish, winograd_dw_on, winograd_dw_ws_len, winograd_filters,
-    winograd_filters_len, winograd_flat_on, winograd_ws_len,
+    WinogradOut, winograd_applies, winograd_dw_finish, winograd_dw_on, winograd_dw_ws_len, winograd_filters_len,
+    winograd_flat_on, winograd_fwd_filters, winograd_fwd_filters_len, winograd_fwd_tiles, winograd_ws_len,
 };
 
 /// True when the convolution needs no im2col (1x1 window, stride 1, no padding).
@@ -107,6 +110,23 @@ fn group_images(g: &ConvGeometry) -> usize {
     GROUP_COLUMNS.div_ceil(g.window.out_pixels().max(1)).clamp(1, per)
 }
 
+/// Tiles the products of a Winograd forward should have at least: the direct kernel's
+/// AVX-512 register tile is 48 columns (`direct.rs`), and fewer leave it running narrower
+/// tiles (conv4's `F(4x4, 3x3)` has 16 tiles per image).
+const WINOGRAD_TILES: usize = 48;
+
+/// Images per group of the forward passes: [`group_images`], or for a Winograd forward
+/// enough for [`WINOGRAD_TILES`] tiles, never more than a chunk.
+fn forward_group(g: &ConvGeometry) -> usize {
+    let nb = group_images(g);
+    if !winograd_forward(g) {
+        return nb;
+    }
+    let per = chunking(g.window.batch).1;
+    nb.max(WINOGRAD_TILES.div_ceil(winograd_fwd_tiles(&g.window).max(1)))
+        .min(per)
+}
+
 /// Copies image `j`'s `(FN, P)` block out of a group matrix `(FN, ld)`.
 fn group_copy<T: Float>(group: &[T], image: &mut [T], j: usize, p: usize, ld: usize) {
     for (f, row) in image.chunks_exact_mut(p).enumerate() {
@@ -120,15 +140,15 @@ fn group_copy<T: Float>(group: &[T], image: &mut [T], j: usize, p: usize, ld: us
 fn packed_w_len<T>(g: &ConvGeometry) -> usize {
     let packed = cache_round::<T>(packed_a_len_max(g.filters, g.window.col_rows()));
     if winograd_forward(g) {
-        packed.max(cache_round::<T>(g.weight_len()).saturating_add(winograd_filters_len(&g.window, g.filters)))
+        packed.max(cache_round::<T>(g.weight_len()).saturating_add(winograd_fwd_filters_len(&g.window, g.filters)))
     } else {
         packed
     }
 }
 
-/// Whether the implicit-im2col forward of `g` is a Winograd `F(2x2, 3x3)` convolution
-/// (`winograd.rs`): stride-1 3x3 layers with even output sides and at least 8 channels,
-/// DeepConvNet's conv2-conv6.
+/// Whether the implicit-im2col forward of `g` is a Winograd convolution (`winograd.rs`):
+/// stride-1 3x3 layers with even output sides and at least 8 channels, DeepConvNet's
+/// conv2-conv6 (`F(4x4, 3x3)` on conv2 and conv4, `F(2x2, 3x3)` on the others).
 fn winograd_forward(g: &ConvGeometry) -> bool {
     implicit(g) && winograd_applies(&g.window)
 }
@@ -139,9 +159,8 @@ fn winograd_forward(g: &ConvGeometry) -> bool {
 fn packed_wt_len<T>(g: &ConvGeometry) -> usize {
     let packed = cache_round::<T>(packed_a_len_max(g.window.col_rows(), g.filters));
     match dx_direct::<T>(g) {
-        Some(tw) if winograd_applies(&tw) => {
-            packed.max(cache_round::<T>(g.weight_len()).saturating_add(winograd_filters_len(&tw, g.window.channels)))
-        }
+        Some(tw) if winograd_applies(&tw) => packed
+            .max(cache_round::<T>(g.weight_len()).saturating_add(winograd_fwd_filters_len(&tw, g.window.channels))),
         _ => packed,
     }
 }
@@ -189,7 +208,7 @@ fn implicit_seg(g: &ConvGeometry) -> usize {
 /// With implicit im2col: no column matrix, the output `(FN, group*OH*(W+2p))` always, and
 /// `FW - 1` zeros after the padded images.
 fn forward_slots<T>(g: &ConvGeometry) -> [usize; 3] {
-    let nb = group_images(g);
+    let nb = forward_group(g);
     if implicit(g) {
         let wino = if winograd_forward(g) {
             winograd_ws_len(&g.window, g.filters, nb)
@@ -373,8 +392,8 @@ fn filter_layouts<'w, T: Float>(
 ) -> Result<ForwardFilters<'w, T>> {
     if winograd_forward(g) {
         let (wt, u) = wbuf.split_at_mut(cache_round::<T>(w.len()));
-        let u = &mut u[..winograd_filters_len(&g.window, g.filters)];
-        winograd_filters(direct_filters(w, g.filters, wt), g.window.channels, g.filters, u);
+        let u = &mut u[..winograd_fwd_filters_len(&g.window, g.filters)];
+        winograd_fwd_filters(&g.window, direct_filters(w, g.filters, wt), g.filters, u);
         return Ok(ForwardFilters::Winograd(u));
     }
     if flat_direct::<T>(isa, g) {
@@ -461,7 +480,7 @@ fn flip_filters<T: Float>(g: &ConvGeometry, w: &[T], wf: &mut [T]) {
 /// transposed window `tw` ([`dx_direct`]), convolves them with the flipped filters `wf`
 /// ([`flip_filters`]) on the padded width, and copies the valid columns into `dxs`
 /// `(cnt, C, H, W)`. Where [`winograd_applies`] to `tw`, the convolution is the Winograd
-/// one and `wf` holds the flipped filters' transform ([`winograd_filters`]). `ws` holds
+/// one and `wf` holds the flipped filters' transform ([`winograd_fwd_filters`]). `ws` holds
 /// [`direct_dx_slots`] for at least `cnt` images.
 #[allow(clippy::too_many_arguments)]
 fn direct_dx<T: Float>(
@@ -556,7 +575,7 @@ pub fn conv2d_forward<T: Float>(
         return Ok(());
     }
     let filters = filter_layouts(isa, g, w, wbuf)?;
-    let (nb, [col_slot, z_slot, _]) = (group_images(g), forward_slots::<T>(g));
+    let (nb, [col_slot, z_slot, _]) = (forward_group(g), forward_slots::<T>(g));
     let run = |ci: usize, ws: &mut [T], out_chunk: &mut [T]| {
         let (col, rest) = ws.split_at_mut(col_slot.min(ws.len()));
         let (z, padded) = rest.split_at_mut(z_slot.min(rest.len()));
@@ -750,8 +769,8 @@ pub fn conv2d_backward<T: Float>(
         Some(tw) if winograd_applies(tw) => {
             let (wf, u) = wbuf.split_at_mut(cache_round::<T>(w.len()));
             flip_filters(g, w, &mut wf[..w.len()]);
-            let u = &mut u[..winograd_filters_len(tw, win.channels)];
-            winograd_filters(&wf[..w.len()], fnum, win.channels, u);
+            let u = &mut u[..winograd_fwd_filters_len(tw, win.channels)];
+            winograd_fwd_filters(tw, &wf[..w.len()], win.channels, u);
             (None, Some(&*u))
         }
         Some(_) => {
@@ -967,7 +986,7 @@ pub fn conv2d_relu_pool_forward<T: Float>(
     let pimg = g.filters * pw.out_pixels();
     let slots = fused_slots::<T>(g);
     let per_chunk = total(&slots);
-    let nb = group_images(g);
+    let nb = forward_group(g);
     let fnum = g.filters;
     let pitched = pools_pitched(pool);
     let (wbuf, scratch) = scratch[..need].split_at_mut(packed_w_len::<T>(g));

@@ -20,6 +20,7 @@ mod packed_gemm;
 pub mod par;
 pub mod reference;
 mod winograd;
+mod winograd4;
 
 pub use activation::{Epilogue, bias_epilogue, leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward};
 pub use affine::{AffineShape, affine_backward, affine_forward};

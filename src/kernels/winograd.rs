@@ -25,6 +25,13 @@
 //! tiles after the row and whose stores are overwritten by the rows written after it. The
 //! output transforms run along all of an image's tiles, whatever its rows' length.
 //!
+//! Where the output sides are multiples of 4 with at least 16 of its tiles per image
+//! (DeepConvNet's conv2 and conv4, and conv2's data gradient), the forward and data
+//! gradient take the `F(4x4, 3x3)` form instead (`winograd4.rs`: 36 multiplications per
+//! 4x4 outputs, against 64 here): [`winograd_flat_on`], [`winograd_ws_len`],
+//! [`winograd_fwd_filters`] and [`winograd_fwd_filters_len`] choose it. The weight
+//! gradient is always this form.
+//!
 //! Integer-valued data with small magnitudes stays exact: `G` only halves, so every
 //! intermediate value is a multiple of 1/4 well inside `f32`'s 24 bits. Otherwise results
 //! differ from the direct sum by rounding only (a few units in the last place of the
@@ -34,16 +41,19 @@ use crate::float::Float;
 use crate::kernels::direct::direct_flat_on;
 use crate::kernels::gemm::{MatMut, MatRef, gemm_isa};
 use crate::kernels::geometry::WindowGeometry;
+use crate::kernels::winograd4::{
+    winograd4_applies, winograd4_filters, winograd4_filters_len, winograd4_flat_on, winograd4_ws_len,
+};
 use crate::simd::{Isa, Job, TransformVec, Vector, run_on};
 
 /// Fewest input channels for which the Winograd form pays: its transforms cost about as
 /// much per tile as one channel's 16 multiplications per filter.
-const MIN_CHANNELS: usize = 8;
+pub(super) const MIN_CHANNELS: usize = 8;
 
 /// Most lanes of any vector type the transforms run on: the slack after each operand for
 /// a row's extra lanes, and the fewest tiles per image (the transforms that run along an
 /// image's tiles need a whole vector of them).
-const MAX_LANES: usize = 16;
+pub(super) const MAX_LANES: usize = 16;
 
 /// Whether the Winograd convolution computes `g` (the window of a forward convolution or
 /// of a data gradient written as one): 3x3, stride 1, even output sides, at least
@@ -78,7 +88,7 @@ fn block_len(g: &WindowGeometry) -> usize {
 
 /// Row stride of `V_xi` (`C` rows of `cnt*tt` tiles) and of `M_xi` (`FN` rows), with
 /// [`MAX_LANES`] of slack after the last row.
-fn operand_len(rows: usize, t: usize) -> usize {
+pub(super) fn operand_len(rows: usize, t: usize) -> usize {
     rows.saturating_mul(t).saturating_add(MAX_LANES)
 }
 
@@ -86,12 +96,45 @@ fn operand_len(rows: usize, t: usize) -> usize {
 /// `V` `(16, C, cnt*tt)`, the products `M` `(16, FN, cnt*tt)` (each with slack), one padded
 /// plane, and the tiles' corner indices or one output plane's rows split.
 pub(crate) fn winograd_ws_len(g: &WindowGeometry, fnum: usize, cnt: usize) -> usize {
+    if winograd4_applies(g) {
+        return winograd4_ws_len(g, fnum, cnt);
+    }
     let tt = tiles_per_image(g);
     let t = cnt.saturating_mul(tt);
     16usize
         .saturating_mul(operand_len(g.channels, t).saturating_add(operand_len(fnum, t)))
         .saturating_add(block_len(g).saturating_mul(2))
         .saturating_add(tt.saturating_mul(4).saturating_add(MAX_LANES))
+}
+
+/// Tiles per image of the forward convolution of `g`: `4x4` outputs each where the
+/// `F(4x4, 3x3)` form applies, else `2x2`.
+pub(crate) fn winograd_fwd_tiles(g: &WindowGeometry) -> usize {
+    if winograd4_applies(g) {
+        (g.out_h / 4) * (g.out_w / 4)
+    } else {
+        tiles_per_image(g)
+    }
+}
+
+/// Elements of the forward convolution's transformed filters: `(36, C, FN)` where the
+/// `F(4x4, 3x3)` form applies to `g` (`winograd4.rs`), else `(16, C, FN)`.
+pub(crate) fn winograd_fwd_filters_len(g: &WindowGeometry, fnum: usize) -> usize {
+    if winograd4_applies(g) {
+        winograd4_filters_len(g, fnum)
+    } else {
+        winograd_filters_len(g, fnum)
+    }
+}
+
+/// The forward convolution's transformed filters, in the form [`winograd_flat_on`] takes
+/// for `g`: [`winograd4_filters`] or [`winograd_filters`].
+pub(crate) fn winograd_fwd_filters<T: Float>(g: &WindowGeometry, wt: &[T], fnum: usize, u: &mut [T]) {
+    if winograd4_applies(g) {
+        winograd4_filters(wt, g.channels, fnum, u);
+    } else {
+        winograd_filters(wt, g.channels, fnum, u);
+    }
 }
 
 /// Transforms 3x3 filters, given transposed as `wt` `(C*9, FN)` (tap `(c, ky, kx)` of
@@ -124,7 +167,7 @@ pub(crate) fn winograd_filters<T: Float>(wt: &[T], channels: usize, fnum: usize,
 
 /// A transform's body, generic over the vector type: run by [`run_transform`] on the
 /// AVX-512 types where the CPU has AVX-512, else on the active ISA's [`Vector`].
-trait Transform<T: Float>: Job<T, Out = ()> {
+pub(super) trait Transform<T: Float>: Job<T, Out = ()> {
     /// The body on vector type `V`.
     fn body<V: TransformVec<E = T>>(self);
 }
@@ -144,7 +187,7 @@ unsafe fn run_transform_avx512<T: Float, J: Transform<T>>(job: J) {
 /// fewer still takes a whole vector, and half as many lanes store half as many values the
 /// next row overwrites. `cargo bench --bench layers -- conv2/`, three alternations with
 /// the bound at 16 tiles: forward 1.647 -> 1.602 ms, backward 4.159 -> 4.068.
-fn run_transform<T: Float, J: Transform<T>>(isa: Isa, job: J, wide: bool) {
+pub(super) fn run_transform<T: Float, J: Transform<T>>(isa: Isa, job: J, wide: bool) {
     #[cfg(target_arch = "x86_64")]
     if wide && isa == Isa::Avx512 && isa.is_available() {
         // SAFETY: the CPU was just checked for AVX2, FMA and AVX-512F.
@@ -155,7 +198,8 @@ fn run_transform<T: Float, J: Transform<T>>(isa: Isa, job: J, wide: bool) {
     run_on(isa, job)
 }
 
-/// Each transform is also a [`Job`], whose body is [`Transform::body`] on the ISA's vector.
+/// Each transform is also a [`Job`], whose body is [`Transform::body`] on the ISA's vector
+/// (used by `winograd4.rs` too).
 macro_rules! job_from_body {
     ($($t:ident),*) => {
         $(
@@ -169,6 +213,8 @@ macro_rules! job_from_body {
         )*
     };
 }
+
+pub(super) use job_from_body;
 
 job_from_body!(InputTransform, OutputTransform, PoolTransform, GradTransform);
 
@@ -193,7 +239,7 @@ struct InputTransform<'a, T> {
 /// Copies `src` to `dst` (equal lengths) by whole vectors, the last one shifted back to
 /// end on the last element; one element at a time when shorter than a vector.
 #[inline(always)]
-fn copy_exact<V: TransformVec>(dst: &mut [V::E], src: &[V::E]) {
+pub(super) fn copy_exact<V: TransformVec>(dst: &mut [V::E], src: &[V::E]) {
     let (n, lanes) = (src.len(), V::LANES);
     assert!(dst.len() == n);
     if n < lanes {
@@ -282,9 +328,9 @@ impl<T: Float> Transform<T> for InputTransform<'_, T> {
 pub(crate) enum WinogradOut<'a, T> {
     /// The convolution's output `(cnt, FN, OH, OW)`, no bias.
     Images(&'a mut [T]),
-    /// Each tile's maximum, its 2x2 max-pooling window, then `+ bias[f]` and ReLU:
-    /// `vals[(j*FN + f)*tt + u]` for tile `u` of image `j` (`tt = OH/2 * OW/2` tiles per
-    /// image), the pooled images `(cnt, FN, OH/2, OW/2)`; and in `idx`, at the same place,
+    /// The maximum of each 2x2 max-pooling window (one `F(2x2, 3x3)` tile, a quarter of
+    /// an `F(4x4, 3x3)` one), then `+ bias[f]` and ReLU: the pooled images
+    /// `(cnt, FN, OH/2, OW/2)`; and in `idx`, at the same place,
     /// the arg-max's index `oy*OW + ox` in the output plane. Candidates in window order
     /// `(0,0), (0,1), (1,0), (1,1)` under the max-pooling NaN policy, as
     /// [`crate::kernels::maxpool_forward`]; the bias and ReLU as
@@ -321,29 +367,53 @@ struct OutputTransform<'a, T> {
     out: &'a mut [T],
 }
 
-/// The output transforms' shared checks: `M` holds 16 rows of `fnum*t` elements
+/// The output transforms' shared checks: `M` holds `N` rows of `fnum*t` elements
 /// `mstride` apart, each with `MAX_LANES` of slack, and an image's `tt` tiles fill at
 /// least one vector of `lanes`.
-fn check_m<T>(m: &[T], mstride: usize, fnum: usize, t: usize, tt: usize, lanes: usize) {
+pub(super) fn check_m<T, const N: usize>(m: &[T], mstride: usize, fnum: usize, t: usize, tt: usize, lanes: usize) {
     assert!(
         lanes <= MAX_LANES
             && tt >= lanes
             && mstride >= fnum * t + MAX_LANES
-            && m.len() >= 15 * mstride + fnum * t + MAX_LANES
+            && m.len() >= (N - 1) * mstride + fnum * t + MAX_LANES
     );
 }
 
-/// The 16 `M` vectors of `LANES` tiles from element `at` of each `M_xi` (`xi*mstride`).
+/// The `N` `M` vectors of `LANES` tiles from element `at` of each `M_xi` (`xi*mstride`).
 #[inline(always)]
-fn load_m<V: TransformVec>(m: &[V::E], mstride: usize, at: usize) -> [V; 16] {
-    assert!(15 * mstride + at + V::LANES <= m.len());
-    let mut r = [V::splat(<V::E as Float>::ZERO); 16];
+pub(super) fn load_m<V: TransformVec, const N: usize>(m: &[V::E], mstride: usize, at: usize) -> [V; N] {
+    assert!(N >= 1 && (N - 1) * mstride + at + V::LANES <= m.len());
+    let mut r = [V::splat(<V::E as Float>::ZERO); N];
     for (xi, v) in r.iter_mut().enumerate() {
-        // SAFETY: xi*mstride + at + LANES <= 15*mstride + at + LANES <= m.len()
+        // SAFETY: xi*mstride + at + LANES <= (N-1)*mstride + at + LANES <= m.len()
         // (asserted above).
         *v = unsafe { V::load(m.as_ptr().add(xi * mstride + at)) };
     }
     r
+}
+
+/// The `N` products `M_xi (FN x t) = U_xi (FN x C) * V_xi (C x t)` of a Winograd
+/// convolution on the direct kernel as 1x1 convolutions: `V_xi` at `xi*vstride` in `v`,
+/// `U_xi` at `xi*C*FN` in `u`, `M_xi` at `xi*mstride` in `m`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn products<T: Float, const N: usize>(
+    isa: Isa,
+    c_in: usize,
+    t: usize,
+    v: &[T],
+    vstride: usize,
+    u: &[T],
+    fnum: usize,
+    m: &mut [T],
+    mstride: usize,
+) {
+    let pointwise = WindowGeometry::new([1, c_in, 1, t], [1, 1], 1, 0).expect("a valid 1x1 window");
+    let n = c_in * fnum;
+    for xi in 0..N {
+        let vx = &v[xi * vstride..][..c_in * t];
+        let mx = &mut m[xi * mstride..][..fnum * t];
+        direct_flat_on(isa, &pointwise, vx, 1, &u[xi * n..][..n], fnum, mx, t);
+    }
 }
 
 /// Copies the `n` elements at `src[s..]` to `dst[at..at + n]`. A row of at least a vector
@@ -352,7 +422,7 @@ fn load_m<V: TransformVec>(m: &[V::E], mstride: usize, at: usize) -> [V; 16] {
 /// `src`, which must hold `s + LANES` elements), or one by one where that vector would
 /// end past `dst`.
 #[inline(always)]
-fn put_row<V: TransformVec>(dst: &mut [V::E], at: usize, src: &[V::E], s: usize, n: usize) {
+pub(super) fn put_row<V: TransformVec>(dst: &mut [V::E], at: usize, src: &[V::E], s: usize, n: usize) {
     let lanes = V::LANES;
     if n >= lanes {
         copy_exact::<V>(&mut dst[at..at + n], &src[s..s + n]);
@@ -381,14 +451,14 @@ impl<T: Float> Transform<T> for OutputTransform<'_, T> {
         let tt = th * tw;
         let t = cnt * tt;
         let ow = 2 * tw;
-        check_m(m, mstride, fnum, t, tt, lanes);
+        check_m::<T, 16>(m, mstride, fnum, t, tt, lanes);
         assert!(out.len() >= cnt * fnum * tt * 4 && split.len() >= 4 * tt + MAX_LANES);
         for j in 0..cnt {
             for f in 0..fnum {
                 let mut u = 0;
                 loop {
                     let u0 = u.min(tt - lanes);
-                    let y = tile_vectors(&load_m::<V>(m, mstride, f * t + j * tt + u0));
+                    let y = tile_vectors(&load_m::<V, 16>(m, mstride, f * t + j * tt + u0));
                     // SAFETY: 2*tt + 2*u0 + 2*LANES <= 4*tt <= split.len() (asserted above;
                     // u0 + LANES <= tt).
                     unsafe {
@@ -445,7 +515,7 @@ impl<T: Float> Transform<T> for PoolTransform<'_, T> {
         } = self;
         let lanes = V::LANES;
         let t = cnt * tt;
-        check_m(m, mstride, fnum, t, tt, lanes);
+        check_m::<T, 16>(m, mstride, fnum, t, tt, lanes);
         assert!(vals.len() >= fnum * t && idx.len() >= fnum * t && corner.len() >= tt && bias.len() >= fnum);
         let (zero, one, owv) = (V::splat(T::ZERO), V::splat(T::ONE), V::splat(T::from_usize(ow)));
         // Along each image's tiles by whole vectors, the last one shifted back.
@@ -455,7 +525,7 @@ impl<T: Float> Transform<T> for PoolTransform<'_, T> {
                 let mut u = 0;
                 loop {
                     let u0 = u.min(tt - lanes);
-                    let y = tile_vectors(&load_m::<V>(m, mstride, f * t + j * tt + u0));
+                    let y = tile_vectors(&load_m::<V, 16>(m, mstride, f * t + j * tt + u0));
                     // SAFETY: u0 + LANES <= tt <= corner.len() (asserted above).
                     let i00 = unsafe { V::load(corner.as_ptr().add(u0)) };
                     let (mut best, mut bi) = (y[0], i00);
@@ -521,6 +591,9 @@ pub(crate) fn winograd_flat_on<T: Float>(
     out: WinogradOut<'_, T>,
     ws: &mut [T],
 ) {
+    if winograd4_applies(g) {
+        return winograd4_flat_on(isa, g, xs, cnt, u, fnum, out, ws);
+    }
     assert!(winograd_applies(g) && cnt >= 1);
     let c_in = g.channels;
     let (th, tw) = (g.out_h / 2, g.out_w / 2);
@@ -532,13 +605,7 @@ pub(crate) fn winograd_flat_on<T: Float>(
     let (m, rest) = rest.split_at_mut(16 * mstride);
     let (plane, scratch) = rest.split_at_mut(2 * block_len(g));
     transform_inputs(isa, g, xs, cnt, v, vstride, plane);
-    let pointwise = WindowGeometry::new([1, c_in, 1, t], [1, 1], 1, 0).expect("a valid 1x1 window");
-    let n = c_in * fnum;
-    for xi in 0..16 {
-        let vx = &v[xi * vstride..][..c_in * t];
-        let mx = &mut m[xi * mstride..][..fnum * t];
-        direct_flat_on(isa, &pointwise, vx, 1, &u[xi * n..][..n], fnum, mx, t);
-    }
+    products::<T, 16>(isa, c_in, t, v, vstride, u, fnum, m, mstride);
     // Both run along each image's tiles.
     match out {
         WinogradOut::Pool { vals, idx, bias } => {
