@@ -358,8 +358,9 @@ prop_compose! {
 prop_compose! {
     /// Layers the Winograd `F(2x2, 3x3)` convolution computes (`src/kernels/winograd.rs`):
     /// 3x3, stride 1, 8-9 channels, pad 0-2 and even output sides `2*th x 2*tw` with at
-    /// least 16 tiles per image (`th * tw`). With 8-9 filters the data gradient is a
-    /// Winograd convolution too; with 7 it is not.
+    /// least 16 tiles per image (`th * tw`), fewer than 16 4x4 tiles (else `F(4x4, 3x3)`
+    /// takes them). With 8-9 filters the data gradient is a Winograd convolution too; with
+    /// 7 it is not.
     fn conv_geom_winograd()(
         n in 1..=2usize, c in 8..=9usize, filters in 7..=9usize, pad in 0..=2usize,
         tiles in prop::sample::select(vec![(4usize, 4usize), (2, 8), (3, 6), (8, 2)]), seed in any::<u64>(),
@@ -371,11 +372,10 @@ prop_compose! {
 
 prop_compose! {
     /// Layers the Winograd `F(4x4, 3x3)` convolution computes (`src/kernels/winograd4.rs`):
-    /// 3x3, stride 1, 8-9 channels, pad 0-2 and output sides `4*th x 4*tw` that are
-    /// multiples of 4 with at least 16 of its tiles per image (`th * tw`). With 8-9 filters
-    /// and pad 1 or 2 the data gradient (whose output is the input, `4*th + 2 - 2*pad`
-    /// high) is an `F(4x4, 3x3)` one too where its sides are multiples of 4 (pad 1); with
-    /// 7 filters it is not a Winograd convolution.
+    /// 3x3, stride 1, 8-9 channels, pad 0-2 and output sides `4*th x 4*tw` with at least
+    /// 16 of its tiles per image (`th * tw`). With 8-9 filters and pad 1 the data gradient
+    /// (whose output is the input) is an `F(4x4, 3x3)` one too; with 7 filters it is not a
+    /// Winograd convolution.
     fn conv_geom_winograd4()(
         n in 1..=2usize, c in 8..=9usize, filters in 7..=9usize, pad in 0..=2usize,
         tiles in prop::sample::select(vec![(4usize, 4usize), (2, 8), (8, 2)]), seed in any::<u64>(),

@@ -1303,7 +1303,7 @@ fn conv_direct_exact_on_every_isa() {
 
 /// Whether the forward convolution of `dims` with `f` 3x3 filters and padding `p` (stride
 /// 1), or its data gradient, is a Winograd `F(4x4, 3x3)` one: output sides multiples of 4,
-/// at least 8 channels and 16 tiles per image (the data gradient's channels are the
+/// at least 8 channels and 16 4x4 tiles per image (the data gradient's channels are the
 /// filters, its output the input; it needs `p < 3`).
 fn winograd4(dims: [usize; 4], f: usize, p: usize) -> bool {
     let rule = |c: usize, oh: usize, ow: usize| {
@@ -1329,7 +1329,7 @@ fn winograd4(dims: [usize; 4], f: usize, p: usize) -> bool {
 fn conv_winograd_on_every_isa() {
     // (input, filters, pad)
     type Case = ([usize; 4], usize, usize);
-    let shapes: [Case; 18] = [
+    let shapes: [Case; 20] = [
         ([2, 16, 28, 28], 16, 1),
         ([3, 16, 14, 14], 32, 1),
         ([2, 32, 14, 14], 32, 2),
@@ -1351,6 +1351,11 @@ fn conv_winograd_on_every_isa() {
         ([3, 8, 28, 28], 16, 1),
         ([2, 24, 16, 16], 8, 1),
         ([1, 16, 20, 20], 16, 1),
+        // Groups of several images: conv4's 16x16 in chunks of 3 (batch 40, a last chunk of
+        // one), F(4x4, 3x3) along the group's 48 tiles; and 8x8 outputs (F(2x2, 3x3)) in
+        // chunks of 7 (batch 100, a last chunk of two).
+        ([40, 8, 14, 14], 9, 2),
+        ([100, 8, 8, 8], 8, 1),
     ];
     for (i, (dims, f, p)) in shapes.into_iter().enumerate() {
         let g = ConvGeometry::new(dims, f, [3, 3], 1, p).expect("valid geometry");
@@ -1373,14 +1378,14 @@ fn conv_winograd_on_every_isa() {
 /// transform, after pooling: with non-finite biases (NaN, both infinities), a huge one and
 /// a filter whose sums are exactly zero it must still give ReLU's NaN policy (NaN passes,
 /// zero and below become `+0`), the same as pooling `relu(conv + b)` afterwards, on every
-/// ISA. On an 8x8 output (`F(2x2, 3x3)`) exactly; on a 16x16 one (`F(4x4, 3x3)`) exactly
+/// ISA. On a 10x10 output (`F(2x2, 3x3)`) exactly; on a 16x16 one (`F(4x4, 3x3)`) exactly
 /// for the filters whose bias is not finite or huge or whose sums are zero, and within
 /// [`WINOGRAD4_ULPS`] for the others.
 #[test]
 fn conv_winograd_fused_bias_relu_non_finite() {
     fn check<T: Elem>(isa: Isa, seed: u64, side: usize) -> Result<(), String> {
-        // 16 channels, 8x8 output (16 tiles) or 16x16: a Winograd geometry; the 2x2 pooling
-        // is fused into its output transform.
+        // 16 channels, 10x10 output (25 2x2 tiles) or 16x16 (16 4x4 tiles): a Winograd
+        // geometry; the 2x2 pooling is fused into its output transform.
         let g = ConvGeometry::new([2, 16, side, side], 8, [3, 3], 1, 1).map_err(|e| e.to_string())?;
         let mut r = Gen::new(seed);
         let (x, w) = (
@@ -1408,7 +1413,7 @@ fn conv_winograd_fused_bias_relu_non_finite() {
         conv2d_relu_pool_forward(&g, &pool, &xt, &wt, &bt, &mut out, &mut arg, &mut scratch)
             .map_err(|e| e.to_string())?;
         let what = format!("{isa:?} fused non-finite bias {side}x{side}");
-        if side == 8 {
+        if side == 10 {
             return check_exact(&what, &out, &cast::<T>(&want));
         }
         // Filters 3, 4 and 5 (biases 1, -1 and 0) within the tolerance, the rest exactly.
@@ -1429,7 +1434,7 @@ fn conv_winograd_fused_bias_relu_non_finite() {
         check_exact(&what, &exact.0, &cast::<T>(&exact.1))?;
         check_scaled(&what, &close.0, &close.1, &vec![top; close.1.len()], WINOGRAD4_ULPS)
     }
-    for side in [8, 16] {
+    for side in [10, 16] {
         for (isa, r) in per_isa(|isa| (check::<f32>(isa, 71, side), check::<f64>(isa, 72, side))) {
             ok(r.0.map_err(|e| format!("f32 on {isa:?}: {e}")));
             ok(r.1.map_err(|e| format!("f64 on {isa:?}: {e}")));

@@ -45,8 +45,8 @@
 use crate::float::Float;
 use crate::kernels::geometry::WindowGeometry;
 use crate::kernels::winograd::{
-    MAX_LANES, MIN_CHANNELS, Transform, WinogradOut, check_m, copy_exact, job_from_body, load_m, operand_len, products,
-    put_row, run_transform,
+    MAX_LANES, Transform, WinogradOut, check_m, copy_exact, job_from_body, load_m, operand_len, products, put_row,
+    run_transform, winograd_applies,
 };
 use crate::simd::{Isa, Job, TransformVec, Vector};
 
@@ -55,17 +55,16 @@ fn tiles_per_image(g: &WindowGeometry) -> usize {
     (g.out_h / 4).saturating_mul(g.out_w / 4)
 }
 
-/// Whether the `F(4x4, 3x3)` convolution computes `g`: 3x3, stride 1, output sides
-/// multiples of 4, at least [`MIN_CHANNELS`] channels and [`MAX_LANES`] tiles per image
-/// (DeepConvNet's conv2 and conv4, and conv2's data gradient).
+/// Whether the `F(4x4, 3x3)` convolution computes `g`: where `F(2x2, 3x3)` would
+/// ([`winograd_applies`]: 3x3, stride 1, at least 8 channels), with output sides that
+/// are multiples of 4 and at least [`MAX_LANES`] 4x4 tiles per image: DeepConvNet's conv2
+/// and conv4, and conv2's data gradient. Its 8x8 layers (4 tiles per image) measured no
+/// faster than `F(2x2, 3x3)`: conv6's forward 1.543 against 1.550 ms and the fused
+/// layer 1.469 against 1.569 (`cargo bench --bench kernels`, 2 alternated rounds), its
+/// products run on 28 columns (a chunk's 7 images) and its input transform fills 2 of 8
+/// lanes per tile row.
 pub(crate) fn winograd4_applies(g: &WindowGeometry) -> bool {
-    g.kh == 3
-        && g.kw == 3
-        && g.stride == 1
-        && g.out_h.is_multiple_of(4)
-        && g.out_w.is_multiple_of(4)
-        && g.channels >= MIN_CHANNELS
-        && tiles_per_image(g) >= MAX_LANES
+    winograd_applies(g) && g.out_h.is_multiple_of(4) && g.out_w.is_multiple_of(4) && tiles_per_image(g) >= MAX_LANES
 }
 
 /// Elements of the transformed filters `U` `(36, C, FN)`.
@@ -86,12 +85,15 @@ fn plane_len(g: &WindowGeometry) -> usize {
     phase_elems(g).saturating_mul(12).saturating_add(16 * MAX_LANES)
 }
 
-/// Elements of the output transform's staging: eight rows of interleaved pairs (or four of
-/// pooled values and indices) of `2*tt` with slack, one assembled row, and the pooled
-/// windows' corner indices.
-fn stage_len(g: &WindowGeometry) -> usize {
+/// Elements of the output transform's staging for `cnt` images: eight rows of interleaved
+/// pairs (or four of pooled values and indices) of `2*t` with slack, then one assembled
+/// output plane, or the pooled windows' corner indices and one pooled plane of values and
+/// one of indices.
+fn stage_len(g: &WindowGeometry, cnt: usize) -> usize {
     let tt = tiles_per_image(g);
-    8 * (2 * tt + MAX_LANES) + (g.out_w + 2 * MAX_LANES) + (tt + MAX_LANES)
+    let t = cnt.saturating_mul(tt);
+    // Rows; then one output plane (16 per tile) or the corners and two pooled planes.
+    8 * (2 * t + MAX_LANES) + (16 * tt + 2 * MAX_LANES).max((t + MAX_LANES) + 2 * (4 * tt + 2 * MAX_LANES))
 }
 
 /// Workspace elements [`winograd4_flat_on`] needs for `cnt` images: `V` `(36, C, cnt*tt)`
@@ -102,7 +104,7 @@ pub(crate) fn winograd4_ws_len(g: &WindowGeometry, fnum: usize, cnt: usize) -> u
     36usize
         .saturating_mul(operand_len(g.channels, t).saturating_add(operand_len(fnum, t)))
         .saturating_add(plane_len(g))
-        .saturating_add(stage_len(g))
+        .saturating_add(stage_len(g, cnt))
 }
 
 /// Filters per block of [`winograd4_filters`]: each step works on this many at once, so
@@ -129,6 +131,19 @@ fn g_col<T: Float>(r: [[T; FILTER_BLOCK]; 3]) -> [[T; FILTER_BLOCK]; 6] {
     y
 }
 
+/// Copies the first `nb` of a block of filters from `src` to `dst`: a whole block as one
+/// fixed-size copy, which compiles to vector moves (a copy of a run-time length is a call
+/// to `memcpy`, which profiled at 8% of conv6's forward).
+#[inline(always)]
+fn put_block<T: Copy>(dst: &mut [T], src: &[T], nb: usize) {
+    if nb == FILTER_BLOCK {
+        let d: &mut [T; FILTER_BLOCK] = (&mut dst[..FILTER_BLOCK]).try_into().expect("a whole block");
+        *d = src[..FILTER_BLOCK].try_into().expect("a whole block");
+    } else {
+        dst[..nb].copy_from_slice(&src[..nb]);
+    }
+}
+
 /// Transforms 3x3 filters, given transposed as `wt` `(C*9, FN)` (tap `(c, ky, kx)` of
 /// filter `f` at `(c*9 + ky*3 + kx)*FN + f`), into `u` `(36, C, FN)`: `U_c = G g_c G^T`,
 /// [`FILTER_BLOCK`] filters at a time (contiguous in both layouts).
@@ -141,7 +156,7 @@ pub(crate) fn winograd4_filters<T: Float>(wt: &[T], channels: usize, fnum: usize
             let mut g = [[[T::ZERO; FILTER_BLOCK]; 3]; 3];
             for (ky, gy) in g.iter_mut().enumerate() {
                 for (kx, gx) in gy.iter_mut().enumerate() {
-                    gx[..nb].copy_from_slice(&wt[(c * 9 + ky * 3 + kx) * fnum + f0..][..nb]);
+                    put_block(gx, &wt[(c * 9 + ky * 3 + kx) * fnum + f0..], nb);
                 }
             }
             // t = G g: 6 rows of 3, column by column.
@@ -154,7 +169,7 @@ pub(crate) fn winograd4_filters<T: Float>(wt: &[T], channels: usize, fnum: usize
             // U = t G^T.
             for (a, r) in t.into_iter().enumerate() {
                 for (b, v) in g_col(r).into_iter().enumerate() {
-                    u[(a * 6 + b) * n + c * fnum + f0..][..nb].copy_from_slice(&v[..nb]);
+                    put_block(&mut u[(a * 6 + b) * n + c * fnum + f0..], &v, nb);
                 }
             }
         }
@@ -357,15 +372,20 @@ fn interleave_run<V: TransformVec>(dst: &mut [V::E], at: usize, a: &[V::E], b: &
 }
 
 /// The output transform: `Y = A^T M A` for every tile of `cnt` images into `out`
-/// `(cnt, FN, OH, OW)`. `M[xi][f][u]` sits at `xi*mstride + f*t + u`, `t = cnt*tt`.
+/// `(cnt, FN, OH, OW)`. `M[xi][f][q]` sits at `xi*mstride + f*ld + q` for the group's
+/// `t = cnt*tt` tiles, tile `q = j*tt + u` of image `j`.
 ///
-/// Each plane's tiles run by whole vectors along the image (the last one shifted back).
-/// Output row `a` of every tile goes to two staging rows of `2*tt`: columns 0 and 2
-/// interleaved, and 1 and 3 (tile `u`'s pair at `2u`). An output row of tile row `ty`
-/// is then those two rows' elements from `2*ty*tw` interleaved once more.
+/// Each filter's tiles run by whole vectors along the group (the last one shifted back),
+/// across images. Output row `a` of every tile goes to two
+/// staging rows of `2*t`: columns 0 and 2 interleaved, and 1 and 3 (tile `q`'s pair at
+/// `2q`). An output row of tile row `ty` of image `j` is then those two rows' elements
+/// from `2*(j*tt + ty*tw)` interleaved once more, into a whole plane that is then copied
+/// out.
 struct OutputTransform<'a, T> {
     m: &'a [T],
     mstride: usize,
+    /// Row length of each `M_xi`: the group's tiles.
+    ld: usize,
     fnum: usize,
     cnt: usize,
     g: &'a WindowGeometry,
@@ -377,9 +397,18 @@ struct OutputTransform<'a, T> {
 impl<T: Float> Transform<T> for OutputTransform<'_, T> {
     #[inline(always)]
     fn body<V: TransformVec<E = T>>(self) {
+        self.run::<V>();
+    }
+}
+
+impl<T: Float> OutputTransform<'_, T> {
+    /// The body on `V` (an image's tiles fill at least one vector).
+    #[inline(always)]
+    fn run<V: TransformVec<E = T>>(self) {
         let OutputTransform {
             m,
             mstride,
+            ld,
             fnum,
             cnt,
             g,
@@ -390,50 +419,54 @@ impl<T: Float> Transform<T> for OutputTransform<'_, T> {
         let (th, tw, ow) = (g.out_h / 4, g.out_w / 4, g.out_w);
         let tt = th * tw;
         let t = cnt * tt;
-        let sl = 2 * tt + MAX_LANES;
-        check_m::<T, 36>(m, mstride, fnum, t, tt, lanes);
-        assert!(out.len() >= cnt * fnum * 16 * tt && stage.len() >= 8 * sl + ow + 2 * MAX_LANES);
-        let (rows, row) = stage.split_at_mut(8 * sl);
-        for j in 0..cnt {
-            for f in 0..fnum {
-                let mut u = 0;
-                loop {
-                    let u0 = u.min(tt - lanes);
-                    let y = tile_outputs(&load_m::<V, 36>(m, mstride, f * t + j * tt + u0));
-                    for (a, ya) in y.iter().enumerate() {
-                        // SAFETY: (2a + 1)*sl + 2*u0 + 2*LANES <= 8*sl (u0 + LANES <= tt).
-                        unsafe {
-                            V::store_interleave(rows.as_mut_ptr().add(2 * a * sl + 2 * u0), ya[0], ya[2]);
-                            V::store_interleave(rows.as_mut_ptr().add((2 * a + 1) * sl + 2 * u0), ya[1], ya[3]);
-                        }
+        let sl = 2 * t + MAX_LANES;
+        check_m::<T, 36>(m, mstride, fnum, ld, t, lanes);
+        assert!(out.len() >= cnt * fnum * 16 * tt && stage.len() >= 8 * sl + 16 * tt + 2 * MAX_LANES);
+        let (rows, whole) = stage.split_at_mut(8 * sl);
+        for f in 0..fnum {
+            let mut q = 0;
+            loop {
+                let q0 = q.min(t - lanes);
+                let y = tile_outputs(&load_m::<V, 36>(m, mstride, f * ld + q0));
+                for (a, ya) in y.iter().enumerate() {
+                    // SAFETY: (2a + 1)*sl + 2*q0 + 2*LANES <= 8*sl (q0 + LANES <= t).
+                    unsafe {
+                        V::store_interleave(rows.as_mut_ptr().add(2 * a * sl + 2 * q0), ya[0], ya[2]);
+                        V::store_interleave(rows.as_mut_ptr().add((2 * a + 1) * sl + 2 * q0), ya[1], ya[3]);
                     }
-                    if u0 + lanes >= tt {
-                        break;
-                    }
-                    u += lanes;
                 }
-                let plane = (j * fnum + f) * 16 * tt;
+                if q0 + lanes >= t {
+                    break;
+                }
+                q += lanes;
+            }
+            // Each plane is put together in `whole`, row by row in order (a row's last
+            // vector runs on into the rows after it, or the slack), then copied out.
+            for j in 0..cnt {
                 for ty in 0..th {
                     for a in 0..4 {
                         let (even, odd) = rows[2 * a * sl..].split_at(sl);
-                        interleave_run::<V>(row, 0, even, &odd[..sl], 2 * ty * tw, 2 * tw);
-                        let oy = 4 * ty + a;
-                        copy_exact::<V>(&mut out[plane + oy * ow..][..ow], &row[..ow]);
+                        let at = (4 * ty + a) * ow;
+                        interleave_run::<V>(whole, at, even, &odd[..sl], 2 * (j * tt + ty * tw), 2 * tw);
                     }
                 }
+                let plane = (j * fnum + f) * 16 * tt;
+                copy_exact::<V>(&mut out[plane..plane + 16 * tt], &whole[..16 * tt]);
             }
         }
     }
 }
 
 /// The output transform pooled: each tile's 4x4 outputs are four 2x2 max-pooling
-/// windows (see [`WinogradOut::Pool`]). `M` as in [`OutputTransform`]. Pooled row `py`
-/// of every tile goes to staging rows of `2*tt` (values, and indices as numbers of
-/// `T`), windows 0 and 1 interleaved; a pooled row of tile row `ty` is then `2*tw`
-/// elements from `2*ty*tw`.
+/// windows (see [`WinogradOut::Pool`]). `M` and the order as in [`OutputTransform`].
+/// Pooled row `py` of every tile goes to staging rows of `2*t` (values, and indices as
+/// numbers of `T`), windows 0 and 1 interleaved; a pooled row of tile row `ty` of image
+/// `j` is then `2*tw` elements from `2*(j*tt + ty*tw)`.
 struct PoolTransform<'a, T> {
     m: &'a [T],
     mstride: usize,
+    /// Row length of each `M_xi`: the group's tiles.
+    ld: usize,
     fnum: usize,
     cnt: usize,
     g: &'a WindowGeometry,
@@ -446,9 +479,18 @@ struct PoolTransform<'a, T> {
 impl<T: Float> Transform<T> for PoolTransform<'_, T> {
     #[inline(always)]
     fn body<V: TransformVec<E = T>>(self) {
+        self.run::<V>();
+    }
+}
+
+impl<T: Float> PoolTransform<'_, T> {
+    /// The body on `V` (an image's tiles fill at least one vector).
+    #[inline(always)]
+    fn run<V: TransformVec<E = T>>(self) {
         let PoolTransform {
             m,
             mstride,
+            ld,
             fnum,
             cnt,
             g,
@@ -461,68 +503,75 @@ impl<T: Float> Transform<T> for PoolTransform<'_, T> {
         let (th, tw, ow) = (g.out_h / 4, g.out_w / 4, g.out_w);
         let tt = th * tw;
         let t = cnt * tt;
-        let (sl, pw) = (2 * tt + MAX_LANES, 2 * tw);
+        let (sl, pw) = (2 * t + MAX_LANES, 2 * tw);
         // Pooled pixels per plane: 4 per tile.
         let pt = 4 * tt;
-        check_m::<T, 36>(m, mstride, fnum, t, tt, lanes);
+        check_m::<T, 36>(m, mstride, fnum, ld, t, lanes);
         assert!(vals.len() >= fnum * cnt * pt && idx.len() >= fnum * cnt * pt && bias.len() >= fnum);
-        assert!(stage.len() >= 4 * sl + tt + MAX_LANES);
-        let (rows, corner) = stage.split_at_mut(4 * sl);
-        // Each tile's top-left output, oy*OW + ox.
-        for (u, k) in corner[..tt].iter_mut().enumerate() {
+        let pl = pt + 2 * MAX_LANES;
+        assert!(stage.len() >= 4 * sl + t + MAX_LANES + 2 * pl);
+        let (rows, rest) = stage.split_at_mut(4 * sl);
+        let (corner, rest) = rest.split_at_mut(t + MAX_LANES);
+        let (vplane, iplane) = rest.split_at_mut(pl);
+        // Each tile's top-left output in its plane, oy*OW + ox.
+        for (q, k) in corner[..t].iter_mut().enumerate() {
+            let u = q % tt;
             *k = T::from_usize(4 * (u / tw) * ow + 4 * (u % tw));
         }
         let corner = &*corner;
         let (zero, one, owv) = (V::splat(T::ZERO), V::splat(T::ONE), V::splat(T::from_usize(ow)));
-        for j in 0..cnt {
-            for (f, &b) in bias[..fnum].iter().enumerate() {
-                let bv = V::splat(b);
-                let mut u = 0;
-                loop {
-                    let u0 = u.min(tt - lanes);
-                    let y = tile_outputs(&load_m::<V, 36>(m, mstride, f * t + j * tt + u0));
-                    // SAFETY: u0 + LANES <= tt <= corner.len().
-                    let c00 = unsafe { V::load(corner.as_ptr().add(u0)) };
-                    for py in 0..2 {
-                        let mut win = [(zero, zero); 2];
-                        for (px, wv) in win.iter_mut().enumerate() {
-                            let (r, c) = (2 * py, 2 * px);
-                            let i00 = c00.add(V::splat(T::from_usize(r * ow + c)));
-                            let (mut best, mut bi) = (y[r][c], i00);
-                            for (cand, ci) in [
-                                (y[r][c + 1], i00.add(one)),
-                                (y[r + 1][c], i00.add(owv)),
-                                (y[r + 1][c + 1], i00.add(owv).add(one)),
-                            ] {
-                                (best, bi) = V::max_step(best, bi, cand, ci);
-                            }
-                            // ReLU: the sum takes over zero where it is greater or NaN, as
-                            // `bias_epilogue`'s ReLU keeps exactly those lanes.
-                            let (v, _) = V::max_step(zero, zero, best.add(bv), zero);
-                            *wv = (v, bi);
+        for (f, &b) in bias[..fnum].iter().enumerate() {
+            let bv = V::splat(b);
+            let mut q = 0;
+            loop {
+                let q0 = q.min(t - lanes);
+                let y = tile_outputs(&load_m::<V, 36>(m, mstride, f * ld + q0));
+                // SAFETY: q0 + LANES <= t <= corner.len().
+                let c00 = unsafe { V::load(corner.as_ptr().add(q0)) };
+                for py in 0..2 {
+                    let mut win = [(zero, zero); 2];
+                    for (px, wv) in win.iter_mut().enumerate() {
+                        let (r, c) = (2 * py, 2 * px);
+                        let i00 = c00.add(V::splat(T::from_usize(r * ow + c)));
+                        let (mut best, mut bi) = (y[r][c], i00);
+                        for (cand, ci) in [
+                            (y[r][c + 1], i00.add(one)),
+                            (y[r + 1][c], i00.add(owv)),
+                            (y[r + 1][c + 1], i00.add(owv).add(one)),
+                        ] {
+                            (best, bi) = V::max_step(best, bi, cand, ci);
                         }
-                        // SAFETY: (2*py + 1)*sl + 2*u0 + 2*LANES <= 4*sl (u0 + LANES <= tt).
-                        unsafe {
-                            let r = rows.as_mut_ptr();
-                            V::store_interleave(r.add(2 * py * sl + 2 * u0), win[0].0, win[1].0);
-                            V::store_interleave(r.add((2 * py + 1) * sl + 2 * u0), win[0].1, win[1].1);
-                        }
+                        // ReLU: the sum takes over zero where it is greater or NaN, as
+                        // `bias_epilogue`'s ReLU keeps exactly those lanes.
+                        let (v, _) = V::max_step(zero, zero, best.add(bv), zero);
+                        *wv = (v, bi);
                     }
-                    if u0 + lanes >= tt {
-                        break;
+                    // SAFETY: (2*py + 1)*sl + 2*q0 + 2*LANES <= 4*sl (q0 + LANES <= t).
+                    unsafe {
+                        let r = rows.as_mut_ptr();
+                        V::store_interleave(r.add(2 * py * sl + 2 * q0), win[0].0, win[1].0);
+                        V::store_interleave(r.add((2 * py + 1) * sl + 2 * q0), win[0].1, win[1].1);
                     }
-                    u += lanes;
                 }
-                // Row by row in order, so that a short row's extra stores land on rows
-                // written after it.
-                let plane = (j * fnum + f) * pt;
+                if q0 + lanes >= t {
+                    break;
+                }
+                q += lanes;
+            }
+            // Each pooled plane is put together in `vplane` and `iplane`, row by row in order
+            // (a short row's vector runs on into the rows after it, or the slack), then
+            // copied out.
+            for j in 0..cnt {
                 for ty in 0..th {
                     for py in 0..2 {
-                        let (s, at) = (2 * ty * tw, plane + (2 * ty + py) * pw);
-                        put_row::<V>(vals, at, &rows[2 * py * sl..][..sl], s, pw);
-                        put_indices::<V>(idx, at, &rows[(2 * py + 1) * sl..][..sl], s, pw);
+                        let (s, at) = (2 * (j * tt + ty * tw), (2 * ty + py) * pw);
+                        put_row::<V>(vplane, at, &rows[2 * py * sl..][..sl], s, pw);
+                        put_row::<V>(iplane, at, &rows[(2 * py + 1) * sl..][..sl], s, pw);
                     }
                 }
+                let plane = (j * fnum + f) * pt;
+                copy_exact::<V>(&mut vals[plane..plane + pt], &vplane[..pt]);
+                put_indices::<V>(&mut idx[plane..plane + pt], 0, &iplane[..pt], 0, pt);
             }
         }
     }
@@ -578,21 +627,22 @@ pub(crate) fn winograd4_flat_on<T: Float>(
 ) {
     assert!(winograd4_applies(g) && cnt >= 1);
     let c_in = g.channels;
-    let tt = tiles_per_image(g);
-    let t = cnt * tt;
+    let t = cnt * tiles_per_image(g);
+    let ld = t;
     assert!(u.len() >= 36 * c_in * fnum);
-    let (vstride, mstride) = (operand_len(c_in, t), operand_len(fnum, t));
+    let (vstride, mstride) = (operand_len(c_in, ld), operand_len(fnum, ld));
     let (v, rest) = ws[..winograd4_ws_len(g, fnum, cnt)].split_at_mut(36 * vstride);
     let (m, rest) = rest.split_at_mut(36 * mstride);
     let (plane, stage) = rest.split_at_mut(plane_len(g));
     transform_inputs(isa, g, xs, cnt, v, vstride, plane);
-    products::<T, 36>(isa, c_in, t, v, vstride, u, fnum, m, mstride);
+    products::<T, 36>(isa, c_in, ld, v, vstride, u, fnum, m, mstride);
     let m = &*m;
     match out {
         WinogradOut::Pool { vals, idx, bias } => {
             let job = PoolTransform {
                 m,
                 mstride,
+                ld,
                 fnum,
                 cnt,
                 g,
@@ -607,6 +657,7 @@ pub(crate) fn winograd4_flat_on<T: Float>(
             let job = OutputTransform {
                 m,
                 mstride,
+                ld,
                 fnum,
                 cnt,
                 g,
