@@ -34,9 +34,10 @@
 //! Measured with `cargo bench --bench kernels -- conv_forward` against `F(2x2, 3x3)` (the
 //! binary before this module, alternated): conv2 1.730 -> 1.538 ms, conv4 1.506 -> 1.304
 //! (3 rounds each, 2 threads, AVX-512). Two versions were slower and are not used: a split
-//! row by row (each round's loads waiting on the stores just before them; conv4 2.7 ms),
-//! and compacting the phases so that one vector spans several tile rows (more copies than
-//! the lanes it saved; conv4 1.72 against 1.50 ms).
+//! row by row (each round's loads waiting on the stores just before them; conv4 1.81
+//! against `F(2x2, 3x3)`'s 1.63 ms, one round), and compacting the phases so that one
+//! vector spans several tile rows (more copies than the lanes it saved; conv4 1.72
+//! against 1.50 ms, two rounds).
 //!
 //! Unlike `F(2x2, 3x3)`, `G` has thirds, so results are not exact even for small integers:
 //! they differ from the direct sum by rounding, a few units in the last place of the
