@@ -27,8 +27,8 @@
 //! Column `4*tx + k` of a tile row's patches is then one contiguous vector, phase `k % 4`
 //! from `tx + k / 4`. The split is two rounds of [`TransformVec::load_deinterleave`] over
 //! the whole plane (even and odd elements, then each of those again), each round reading
-//! what the one before wrote a whole plane earlier. The output transform runs along an
-//! image's tiles and puts rows together with two rounds of
+//! what the one before wrote a whole plane earlier. The output transforms run along the
+//! group's tiles (across images) and put rows together with two rounds of
 //! [`TransformVec::store_interleave`], the inverse.
 //!
 //! Measured with `cargo bench --bench kernels -- conv_forward` against `F(2x2, 3x3)` (the
@@ -40,8 +40,9 @@
 //! against 1.50 ms, two rounds).
 //!
 //! Unlike `F(2x2, 3x3)`, `G` has thirds, so results are not exact even for small integers:
-//! they differ from the direct sum by rounding, a few units in the last place of the
-//! largest term more than `F(2x2, 3x3)` (the `A^T` entries reach 8).
+//! they differ from the direct sum by rounding, which the transforms' larger entries (`B^T`
+//! reaches 5, `A^T` 8) make larger than a plain sum's. The tests hold each output within
+//! 256 eps of the sum of its terms' magnitudes; their cases reached 67.
 
 use crate::float::Float;
 use crate::kernels::geometry::WindowGeometry;
@@ -98,8 +99,8 @@ fn stage_len(g: &WindowGeometry, cnt: usize) -> usize {
 }
 
 /// Workspace elements [`winograd4_flat_on`] needs for `cnt` images: `V` `(36, C, cnt*tt)`
-/// and `M` `(36, FN, cnt*tt)` with slack, the phase-split padded plane, the row split and
-/// the output staging.
+/// and `M` `(36, FN, cnt*tt)` with slack, the input transform's plane buffers
+/// ([`plane_len`]) and the output staging ([`stage_len`]).
 pub(crate) fn winograd4_ws_len(g: &WindowGeometry, fnum: usize, cnt: usize) -> usize {
     let t = cnt.saturating_mul(tiles_per_image(g));
     36usize
