@@ -399,14 +399,6 @@ struct OutputTransform<'a, T> {
 impl<T: Float> Transform<T> for OutputTransform<'_, T> {
     #[inline(always)]
     fn body<V: TransformVec<E = T>>(self) {
-        self.run::<V>();
-    }
-}
-
-impl<T: Float> OutputTransform<'_, T> {
-    /// The body on `V` (an image's tiles fill at least one vector).
-    #[inline(always)]
-    fn run<V: TransformVec<E = T>>(self) {
         let OutputTransform {
             m,
             mstride,
@@ -481,14 +473,6 @@ struct PoolTransform<'a, T> {
 impl<T: Float> Transform<T> for PoolTransform<'_, T> {
     #[inline(always)]
     fn body<V: TransformVec<E = T>>(self) {
-        self.run::<V>();
-    }
-}
-
-impl<T: Float> PoolTransform<'_, T> {
-    /// The body on `V` (an image's tiles fill at least one vector).
-    #[inline(always)]
-    fn run<V: TransformVec<E = T>>(self) {
         let PoolTransform {
             m,
             mstride,
