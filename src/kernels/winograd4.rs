@@ -374,7 +374,7 @@ fn interleave_run<V: TransformVec>(dst: &mut [V::E], at: usize, a: &[V::E], b: &
 }
 
 /// The output transform: `Y = A^T M A` for every tile of `cnt` images into `out`
-/// `(cnt, FN, OH, OW)`. `M[xi][f][q]` sits at `xi*mstride + f*ld + q` for the group's
+/// `(cnt, FN, OH, OW)`. `M[xi][f][q]` sits at `xi*mstride + f*t + q` for the group's
 /// `t = cnt*tt` tiles, tile `q = j*tt + u` of image `j`.
 ///
 /// Each filter's tiles run by whole vectors along the group (the last one shifted back),
@@ -386,8 +386,6 @@ fn interleave_run<V: TransformVec>(dst: &mut [V::E], at: usize, a: &[V::E], b: &
 struct OutputTransform<'a, T> {
     m: &'a [T],
     mstride: usize,
-    /// Row length of each `M_xi`: the group's tiles.
-    ld: usize,
     fnum: usize,
     cnt: usize,
     g: &'a WindowGeometry,
@@ -402,7 +400,6 @@ impl<T: Float> Transform<T> for OutputTransform<'_, T> {
         let OutputTransform {
             m,
             mstride,
-            ld,
             fnum,
             cnt,
             g,
@@ -414,14 +411,14 @@ impl<T: Float> Transform<T> for OutputTransform<'_, T> {
         let tt = th * tw;
         let t = cnt * tt;
         let sl = 2 * t + MAX_LANES;
-        check_m::<T, 36>(m, mstride, fnum, ld, t, lanes);
+        check_m::<T, 36>(m, mstride, fnum, t, t, lanes);
         assert!(out.len() >= cnt * fnum * 16 * tt && stage.len() >= 8 * sl + 16 * tt + 2 * MAX_LANES);
         let (rows, whole) = stage.split_at_mut(8 * sl);
         for f in 0..fnum {
             let mut q = 0;
             loop {
                 let q0 = q.min(t - lanes);
-                let y = tile_outputs(&load_m::<V, 36>(m, mstride, f * ld + q0));
+                let y = tile_outputs(&load_m::<V, 36>(m, mstride, f * t + q0));
                 for (a, ya) in y.iter().enumerate() {
                     // SAFETY: (2a + 1)*sl + 2*q0 + 2*LANES <= 8*sl (q0 + LANES <= t).
                     unsafe {
@@ -459,8 +456,6 @@ impl<T: Float> Transform<T> for OutputTransform<'_, T> {
 struct PoolTransform<'a, T> {
     m: &'a [T],
     mstride: usize,
-    /// Row length of each `M_xi`: the group's tiles.
-    ld: usize,
     fnum: usize,
     cnt: usize,
     g: &'a WindowGeometry,
@@ -476,7 +471,6 @@ impl<T: Float> Transform<T> for PoolTransform<'_, T> {
         let PoolTransform {
             m,
             mstride,
-            ld,
             fnum,
             cnt,
             g,
@@ -492,7 +486,7 @@ impl<T: Float> Transform<T> for PoolTransform<'_, T> {
         let (sl, pw) = (2 * t + MAX_LANES, 2 * tw);
         // Pooled pixels per plane: 4 per tile.
         let pt = 4 * tt;
-        check_m::<T, 36>(m, mstride, fnum, ld, t, lanes);
+        check_m::<T, 36>(m, mstride, fnum, t, t, lanes);
         assert!(vals.len() >= fnum * cnt * pt && idx.len() >= fnum * cnt * pt && bias.len() >= fnum);
         let pl = pt + 2 * MAX_LANES;
         assert!(stage.len() >= 4 * sl + t + MAX_LANES + 2 * pl);
@@ -511,7 +505,7 @@ impl<T: Float> Transform<T> for PoolTransform<'_, T> {
             let mut q = 0;
             loop {
                 let q0 = q.min(t - lanes);
-                let y = tile_outputs(&load_m::<V, 36>(m, mstride, f * ld + q0));
+                let y = tile_outputs(&load_m::<V, 36>(m, mstride, f * t + q0));
                 // SAFETY: q0 + LANES <= t <= corner.len().
                 let c00 = unsafe { V::load(corner.as_ptr().add(q0)) };
                 for py in 0..2 {
@@ -614,21 +608,19 @@ pub(crate) fn winograd4_flat_on<T: Float>(
     assert!(winograd4_applies(g) && cnt >= 1);
     let c_in = g.channels;
     let t = cnt * tiles_per_image(g);
-    let ld = t;
     assert!(u.len() >= 36 * c_in * fnum);
-    let (vstride, mstride) = (operand_len(c_in, ld), operand_len(fnum, ld));
+    let (vstride, mstride) = (operand_len(c_in, t), operand_len(fnum, t));
     let (v, rest) = ws[..winograd4_ws_len(g, fnum, cnt)].split_at_mut(36 * vstride);
     let (m, rest) = rest.split_at_mut(36 * mstride);
     let (plane, stage) = rest.split_at_mut(plane_len(g));
     transform_inputs(isa, g, xs, cnt, v, vstride, plane);
-    products::<T, 36>(isa, c_in, ld, v, vstride, u, fnum, m, mstride);
+    products::<T, 36>(isa, c_in, t, v, vstride, u, fnum, m, mstride);
     let m = &*m;
     match out {
         WinogradOut::Pool { vals, idx, bias } => {
             let job = PoolTransform {
                 m,
                 mstride,
-                ld,
                 fnum,
                 cnt,
                 g,
@@ -643,7 +635,6 @@ pub(crate) fn winograd4_flat_on<T: Float>(
             let job = OutputTransform {
                 m,
                 mstride,
-                ld,
                 fnum,
                 cnt,
                 g,
