@@ -4,12 +4,13 @@
 #
 #   scripts/test-aarch64.sh [extra cargo test args...]
 #
-# Installs what it needs (as root) when it is missing. Emulation is slow: PROPTEST_CASES
-# defaults to 16 here unless set, and the few tests that run whole DeepConvNet training
-# steps use smaller batches or data when SCRATCHNET_TEST_RUNNER is set (they assert the
-# same things). The tests build without debug info unless CARGO_PROFILE_TEST_DEBUG says
-# otherwise: it made the build take about 40% more CPU time (13.5 against 9.8 minutes,
-# with CARGO_INCREMENTAL=0).
+# Installs what it needs (as root) when it is missing. Emulation is slow: with
+# SCRATCHNET_TEST_RUNNER set (below), each property test runs at most 16 cases (fewer when
+# it runs fewer natively; tests/support/mod.rs) unless PROPTEST_CASES says otherwise, and
+# the few tests that run whole DeepConvNet training steps use smaller batches or data (they
+# assert the same things). The tests build without debug info unless
+# CARGO_PROFILE_TEST_DEBUG says otherwise: it made the build take about 40% more CPU time
+# (13.5 against 9.8 minutes, with CARGO_INCREMENTAL=0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,9 +31,8 @@ echo "== $(/usr/bin/rustc --version) -> aarch64-unknown-linux-gnu, run by $(qemu
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64
-export PROPTEST_CASES="${PROPTEST_CASES:-16}"
 export CARGO_PROFILE_TEST_DEBUG="${CARGO_PROFILE_TEST_DEBUG:-false}"
-# tests/cli.rs runs the (aarch64) scratchnet binary through the emulator too; it and the
+# tests/suite/cli.rs runs the (aarch64) scratchnet binary through the emulator too; it and the
 # other whole-model tests (determinism, models, zero_alloc) take it as "emulated".
 export SCRATCHNET_TEST_RUNNER=qemu-aarch64
 cargo test --target aarch64-unknown-linux-gnu --target-dir target/aarch64 "$@"

@@ -8,6 +8,8 @@ use proptest::prelude::*;
 use scratchnet::kernels::gemm::{MatMut, MatRef, gemm, gemm_matrixmultiply};
 use scratchnet::simd::{Isa, set_isa};
 
+mod support;
+
 /// Tests that force an ISA run one at a time (the choice is process-wide).
 static ISA_LOCK: Mutex<()> = Mutex::new(());
 
@@ -291,7 +293,7 @@ fn k_zero_scales_c_by_beta() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(support::cases(64)))]
     #[test]
     fn random_shapes_every_isa(
         m in 1usize..40,

@@ -45,13 +45,8 @@ use scratchnet::kernels::{
 use scratchnet::optim::{Adadelta, Adam, Optimizer, Param, RMSProp, Sgd};
 use scratchnet::simd::{Isa, set_isa};
 
-/// Proptest case count: `PROPTEST_CASES` when set, else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod support;
+use support::cases;
 
 // ---------------------------------------------------------------------------------------
 // ISA switching.

@@ -13,7 +13,7 @@
 //! `set_isa` is process-wide and the test harness runs tests on several threads, so every
 //! switch of ISA happens inside [`per_isa`], which holds [`ISA_LOCK`] while it computes all
 //! the paths of one case. The layouts themselves are checked against the NumPy definitions
-//! in `tests/reference_layout.rs`.
+//! in `tests/suite/reference_layout.rs`.
 
 use std::sync::Mutex;
 
@@ -22,13 +22,8 @@ use scratchnet::Float;
 use scratchnet::kernels::{Col2ImMode, WindowGeometry, col2im_image, col2im_reference, im2col_image, im2col_reference};
 use scratchnet::simd::{Isa, set_isa};
 
-/// Proptest case count: `PROPTEST_CASES` when set, else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod support;
+use support::cases;
 
 // ---------------------------------------------------------------------------------------
 // ISA switching.

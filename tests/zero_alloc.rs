@@ -27,6 +27,9 @@ use scratchnet::layers::{Mode, Shape};
 use scratchnet::models::{DeepConvNetConfig, Sequential, SimpleConvNetConfig, argmax, deep_conv_net, simple_conv_net};
 use scratchnet::optim::{Adadelta, Adam, Optimizer, RMSProp, Sgd};
 
+mod support;
+use support::emulated;
+
 /// Counts allocations (and reallocations) made on a [`counted`] thread while [`COUNTING`]
 /// is on, then defers to [`System`].
 struct CountingAlloc;
@@ -236,12 +239,6 @@ fn simple() -> Sequential<f32> {
         ..SimpleConvNetConfig::default()
     })
     .expect("SimpleConvNet")
-}
-
-/// Whether the tests run under an emulator (`SCRATCHNET_TEST_RUNNER`, set by
-/// `scripts/test-aarch64.sh`).
-fn emulated() -> bool {
-    std::env::var("SCRATCHNET_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty())
 }
 
 /// Every case in one test, one after the other: a parallel test in this binary would

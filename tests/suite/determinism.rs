@@ -7,6 +7,9 @@ use scratchnet::layers::Shape;
 use scratchnet::models::{DeepConvNetConfig, SimpleConvNetConfig, deep_conv_net, simple_conv_net};
 use scratchnet::optim::Adam;
 
+use crate::support;
+use support::emulated;
+
 /// Runs `steps` training steps of `net` in a pool of `threads` threads; returns every loss,
 /// then the final gradients and weights, as bit patterns.
 fn run(
@@ -44,12 +47,6 @@ fn run(
         }
         bits
     })
-}
-
-/// Whether the tests run under an emulator (`SCRATCHNET_TEST_RUNNER`, set by
-/// `scripts/test-aarch64.sh`).
-fn emulated() -> bool {
-    std::env::var("SCRATCHNET_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty())
 }
 
 #[test]

@@ -13,13 +13,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use scratchnet::kernels::{Col2ImMode, WindowGeometry, col2im_image, col2im_reference, im2col_image, im2col_reference};
 
-/// Proptest case count: `PROPTEST_CASES` when set, else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use crate::support;
+use support::cases;
 
 fn geom(input: [usize; 4], kernel: [usize; 2], stride: usize, pad: usize) -> WindowGeometry {
     WindowGeometry::new(input, kernel, stride, pad).expect("valid test geometry")

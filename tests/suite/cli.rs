@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use scratchnet::checkpoint::Checkpoint;
 
+use crate::support;
+use support::emulated;
+
 const BIN: &str = env!("CARGO_BIN_EXE_scratchnet");
 const METRICS_HEADER: &str = "epoch,train_loss,train_acc,test_loss,test_acc,seconds";
 
@@ -59,13 +62,6 @@ fn command() -> Command {
         }
         _ => Command::new(BIN),
     }
-}
-
-/// Whether the binary runs under an emulator (see [`command`]), where every floating-point
-/// operation is slow: the tests that train DeepConvNet, check its gradient or benchmark it
-/// then do less of the same work, and assert the same things.
-fn emulated() -> bool {
-    std::env::var("SCRATCHNET_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty())
 }
 
 fn run<S: AsRef<str>>(args: &[S]) -> Output {
@@ -886,7 +882,7 @@ fn bad_input_truncated_checkpoint() {
 // ---------------------------------------------------------------------------------------
 
 /// `scratchnet gradcheck` on both models: a row per parameter, each ok. Under an emulator
-/// it checks 4 elements per parameter instead of the default 24 (tests/models.rs checks the
+/// it checks 4 elements per parameter instead of the default 24 (tests/suite/models.rs checks the
 /// models' gradients there too, with more elements).
 #[test]
 fn gradcheck_passes() {

@@ -42,6 +42,8 @@ use scratchnet::layers::{
 };
 use scratchnet::numerical_gradient;
 
+use crate::support;
+
 use common::{
     F32_NUMERIC_TOL, F32_TOL, F64_TOL, Rng, assert_close, assert_same_grads_without_dx, config, dot, forward,
     sum_weighted, to_f32, to_f64,
@@ -68,14 +70,11 @@ mod common {
     /// f32 analytic against f32 central differences.
     pub const F32_NUMERIC_TOL: Tol = Tol { abs: 1e-2, rel: 5e-2 };
 
-    /// `default_cases` unless `PROPTEST_CASES` says otherwise.
-    pub fn config(default_cases: u32) -> ProptestConfig {
-        let cases = std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default_cases);
+    /// Proptest's configuration for `native` cases (fewer under an emulator, see
+    /// [`support::cases`](super::support::cases)).
+    pub fn config(native: u32) -> ProptestConfig {
         ProptestConfig {
-            cases,
+            cases: super::support::cases(native),
             ..ProptestConfig::default()
         }
     }

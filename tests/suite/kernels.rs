@@ -24,13 +24,8 @@ use scratchnet::kernels::{
     sum_squared_error,
 };
 
-/// Proptest case count: `PROPTEST_CASES` when set, else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use crate::support;
+use support::cases;
 
 /// A deterministic generator for fixed (non-proptest) data: splitmix64.
 struct Gen(u64);

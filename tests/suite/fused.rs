@@ -16,13 +16,10 @@ use scratchnet::kernels::Epilogue;
 use scratchnet::layers::{ConvReLUPool, Convolution, Layer, MaxPooling, Mode, ReLU, Shape};
 use scratchnet::numerical_gradient;
 
-fn cases(default: u32) -> ProptestConfig {
-    ProptestConfig::with_cases(
-        std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default),
-    )
+use crate::support;
+
+fn cases(native: u32) -> ProptestConfig {
+    ProptestConfig::with_cases(support::cases(native))
 }
 
 /// A fused case: input `(n, c, h, w)`, filters `f` of `k x k`, conv stride/pad, pooling

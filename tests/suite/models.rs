@@ -12,6 +12,9 @@ use scratchnet::kernels::Labels;
 use scratchnet::layers::{Mode, Shape};
 use scratchnet::models::{DeepConvNetConfig, Sequential, SimpleConvNetConfig, deep_conv_net, simple_conv_net};
 
+use crate::support;
+use support::emulated;
+
 /// Checks `samples` elements (all, for small parameters) of every parameter; returns
 /// (checked, kinks) and fails on any wrong element.
 fn check_model(
@@ -235,12 +238,6 @@ fn reference_parameter_names_and_shapes() {
         "W6 variance {var}, expected {expect}"
     );
     assert!(net.params()[11].1.iter().all(|&b| b == 0.0));
-}
-
-/// Whether the tests run under an emulator (`SCRATCHNET_TEST_RUNNER`, set by
-/// `scripts/test-aarch64.sh`), where every floating-point operation is slow.
-fn emulated() -> bool {
-    std::env::var("SCRATCHNET_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty())
 }
 
 /// Accuracy counts every sample: 250 samples in batches of 100 evaluate all 250 (under an
