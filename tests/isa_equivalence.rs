@@ -601,9 +601,11 @@ fn pool_case() -> impl Strategy<Value = (PoolGeometry, u64, f64)> {
         )
 }
 
-/// `(H, W)` for the 2x2 stride-2 path: odd and even, below, at and above every lane count.
-const POOL2_HEIGHTS: [usize; 7] = [2, 3, 4, 5, 9, 16, 17];
-const POOL2_WIDTHS: [usize; 8] = [2, 3, 15, 16, 17, 18, 33, 34];
+/// `(H, W)` for the 2x2 stride-2 path: odd and even, below, at and above every lane count
+/// (rows exactly 2, 4 or 8 wide take the two-rows-per-vector path; 7 rows make 3 output
+/// rows, so one plane ends on an unpaired row and six pair across planes).
+const POOL2_HEIGHTS: [usize; 8] = [2, 3, 4, 5, 7, 9, 16, 17];
+const POOL2_WIDTHS: [usize; 11] = [2, 3, 4, 8, 9, 15, 16, 17, 18, 33, 34];
 
 /// `maxpool_2x2s2_forward` / `_backward` on every ISA against the general kernels
 /// (`maxpool_forward` + `maxpool_backward`) on scalar; the general kernels are also

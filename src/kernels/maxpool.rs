@@ -495,6 +495,40 @@ impl<T: Float> Job<T> for Pool2x2<'_, T> {
             }
             return;
         }
+        if ww == lanes && lanes >= 2 {
+            // Rows exactly a vector wide (conv6's 8x8 planes in f32 on AVX2): two output
+            // rows, consecutive in `out`, fill one vector from their four input rows.
+            if w.out_h.is_multiple_of(2) {
+                // Pairs of rows within each plane (no division per pair).
+                for (xp, o) in self.x.chunks_exact(plane).zip(self.out.chunks_exact_mut(oplane)) {
+                    for (oy, pair) in o.chunks_exact_mut(2 * ow).enumerate() {
+                        let at = 4 * oy * ww;
+                        pool_two_rows::<V>(&xp[at..at + 2 * ww], &xp[at + 2 * ww..at + 4 * ww], pair);
+                    }
+                }
+                return;
+            }
+            let rows = self.out.len() / ow;
+            let mut k = 0;
+            while k + 2 <= rows {
+                let (at0, at1) = (
+                    pool_row_at(k, w.out_h, plane, ww),
+                    pool_row_at(k + 1, w.out_h, plane, ww),
+                );
+                pool_two_rows::<V>(
+                    &self.x[at0..at0 + 2 * ww],
+                    &self.x[at1..at1 + 2 * ww],
+                    &mut self.out[k * ow..(k + 2) * ow],
+                );
+                k += 2;
+            }
+            if k < rows {
+                let at = pool_row_at(k, w.out_h, plane, ww);
+                let (r0, r1) = self.x[at..at + 2 * ww].split_at(ww);
+                pool2x2_row::<Scalar<T>>(r0, r1, &mut self.out[k * ow..(k + 1) * ow]);
+            }
+            return;
+        }
         // Rows narrower than a vector: one whole vector of windows from the row's start,
         // its loads and its store running on into the rows after it, whose own pass
         // (later) overwrites the extra outputs; the same code one lane wide where that
@@ -512,6 +546,32 @@ impl<T: Float> Job<T> for Pool2x2<'_, T> {
                 }
             }
         }
+    }
+}
+
+/// Where output row `k` of a chunk's planes (`oh` rows each) starts its two input rows.
+#[inline(always)]
+fn pool_row_at(k: usize, oh: usize, plane: usize, ww: usize) -> usize {
+    (k / oh) * plane + 2 * (k % oh) * ww
+}
+
+/// Pools two output rows of `LANES/2` from rows exactly `LANES` wide: `a` holds the first
+/// one's two input rows, `b` the second one's, and `out` both outputs. The top rows of
+/// both are split into even and odd columns by one [`Vector::deinterleave`], the bottom
+/// rows by another, so every lane is a window: the same four candidates in the same order
+/// as [`pool2x2_row`], bit for bit.
+#[inline(always)]
+fn pool_two_rows<V: Vector>(a: &[V::E], b: &[V::E], out: &mut [V::E]) {
+    let lanes = V::LANES;
+    assert!(a.len() == 2 * lanes && b.len() == 2 * lanes && out.len() == lanes);
+    // SAFETY: asserted just above: each load is one of the four LANES-element rows, the
+    // store the whole of `out`.
+    unsafe {
+        let (top_a, bot_a) = (V::load(a.as_ptr()), V::load(a.as_ptr().add(lanes)));
+        let (top_b, bot_b) = (V::load(b.as_ptr()), V::load(b.as_ptr().add(lanes)));
+        let (x00, x01) = V::deinterleave(top_a, top_b);
+        let (x10, x11) = V::deinterleave(bot_a, bot_b);
+        x00.max_nan(x01).max_nan(x10).max_nan(x11).store(out.as_mut_ptr());
     }
 }
 

@@ -94,6 +94,20 @@ macro_rules! avx2_vector {
                 unsafe { Self(_mm256_permute_ps::<0b10_11_00_01>(self.0)) }
             }
             #[inline(always)]
+            fn deinterleave(lo: Self, hi: Self) -> (Self, Self) {
+                // SAFETY: AVX2 is enabled (see the module docs).
+                unsafe {
+                    // As in `load_deinterleave`: per 128-bit half, then the 64-bit quarters
+                    // reordered 0,2,1,3.
+                    let even = _mm256_shuffle_ps::<0x88>(lo.0, hi.0);
+                    let odd = _mm256_shuffle_ps::<0xDD>(lo.0, hi.0);
+                    (
+                        Self(_mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(even)))),
+                        Self(_mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(odd)))),
+                    )
+                }
+            }
+            #[inline(always)]
             fn splat(e: $e) -> Self {
                 // SAFETY: AVX is enabled by the trampoline this is inlined into.
                 unsafe { Self(_mm256_set1_ps(e)) }
@@ -271,6 +285,17 @@ macro_rules! avx2_vector {
             fn swap_pairs(self) -> Self {
                 // SAFETY: AVX is enabled (see the module docs).
                 unsafe { Self(_mm256_permute_pd::<0b0101>(self.0)) }
+            }
+            #[inline(always)]
+            fn deinterleave(lo: Self, hi: Self) -> (Self, Self) {
+                // SAFETY: AVX2 is enabled (see the module docs).
+                unsafe {
+                    // [l0 h0 l2 h2] -> [l0 l2 h0 h2]; [l1 h1 l3 h3] -> [l1 l3 h1 h3].
+                    (
+                        Self(_mm256_permute4x64_pd::<0xD8>(_mm256_unpacklo_pd(lo.0, hi.0))),
+                        Self(_mm256_permute4x64_pd::<0xD8>(_mm256_unpackhi_pd(lo.0, hi.0))),
+                    )
+                }
             }
             #[inline(always)]
             fn splat(e: $e) -> Self {

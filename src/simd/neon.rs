@@ -66,6 +66,11 @@ impl Vector for NeonF32 {
         unsafe { Self(vrev64q_f32(self.0)) }
     }
     #[inline(always)]
+    fn deinterleave(lo: Self, hi: Self) -> (Self, Self) {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { (Self(vuzp1q_f32(lo.0, hi.0)), Self(vuzp2q_f32(lo.0, hi.0))) }
+    }
+    #[inline(always)]
     fn splat(e: f32) -> Self {
         // SAFETY: NEON is enabled (see the module docs).
         unsafe { Self(vdupq_n_f32(e)) }
@@ -248,6 +253,11 @@ impl Vector for NeonF64 {
     fn swap_pairs(self) -> Self {
         // SAFETY: NEON is enabled (see the module docs).
         unsafe { Self(vextq_f64::<1>(self.0, self.0)) }
+    }
+    #[inline(always)]
+    fn deinterleave(lo: Self, hi: Self) -> (Self, Self) {
+        // SAFETY: NEON is enabled (see the module docs).
+        unsafe { (Self(vuzp1q_f64(lo.0, hi.0)), Self(vuzp2q_f64(lo.0, hi.0))) }
     }
     #[inline(always)]
     fn splat(e: f64) -> Self {

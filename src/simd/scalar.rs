@@ -56,6 +56,10 @@ impl<T: Float> Vector for Scalar<T> {
         self
     }
     #[inline(always)]
+    fn deinterleave(lo: Self, hi: Self) -> (Self, Self) {
+        (lo, hi)
+    }
+    #[inline(always)]
     fn splat(e: T) -> Self {
         Scalar(e)
     }

@@ -66,6 +66,10 @@ pub trait Vector: Copy {
     unsafe fn load_dup_pairs(p: *const Self::E) -> Self;
     /// Lanes `2i` and `2i+1` swapped, for every pair (the identity when `LANES == 1`).
     fn swap_pairs(self) -> Self;
+    /// The even-indexed and the odd-indexed lanes of `lo` followed by `hi`, each in order:
+    /// what [`Vector::load_deinterleave`] gives for `lo` and `hi` stored one after the
+    /// other, without the trip through memory.
+    fn deinterleave(lo: Self, hi: Self) -> (Self, Self);
     /// Every lane `e`.
     fn splat(e: Self::E) -> Self;
     /// Lane `i` holds `i` (0, 1, 2, ...).
