@@ -9,7 +9,8 @@
 # to fuzz/target/corpus/<target>/ (kept between runs) and crashes to
 # fuzz/artifacts/<target>/. Builds land in fuzz/target. Uses the nightly toolchain when
 # rustup has one, else stable with RUSTC_BOOTSTRAP=1. Installs cargo-fuzz if missing.
-# Extra libFuzzer flags can be passed in FUZZ_FLAGS (e.g. FUZZ_FLAGS=-jobs=2).
+# Extra libFuzzer flags can be passed in FUZZ_FLAGS (e.g. FUZZ_FLAGS=-jobs=2); FUZZ_JOBS=N
+# runs N targets at a time (CI: 2, one per core).
 set -euo pipefail
 
 usage() {
@@ -64,29 +65,43 @@ logs=target/fuzz-logs
 mkdir -p "$logs"
 # One log per target and invocation: concurrent runs must not overwrite each other's.
 stamp=$(date +%Y%m%d-%H%M%S).$$
-failed=()
-summary=()
-for t in "${targets[@]}"; do
-    work=target/corpus/$t
+# Runs one target; its exit status goes to <log>.rc.
+fuzz_one() {
+    local t=$1 log=$2
+    local work=target/corpus/$t
     mkdir -p "$work" "corpus/$t"
-    dict=()
+    local dict=()
     [[ -f dict/$t.dict ]] && dict=("-dict=dict/$t.dict")
-    log=$logs/$t.$stamp.log
-    echo "== $t: ${secs}s" >&2
     set +e
     # shellcheck disable=SC2086  # FUZZ_FLAGS is a list of flags
     "${cargo[@]}" fuzz run "$t" "$work" "corpus/$t" -- \
         -max_total_time="$secs" -rss_limit_mb=2048 -max_len="$(max_len "$t")" -timeout=10 \
         -print_final_stats=1 "${dict[@]}" ${FUZZ_FLAGS:-} >"$log" 2>&1
-    rc=$?
-    set -e
+    echo $? >"$log.rc"
+}
+# FUZZ_JOBS targets at a time (default 1; each libFuzzer run is one process, one thread).
+jobs_max=${FUZZ_JOBS:-1}
+[[ $jobs_max =~ ^[1-9][0-9]*$ ]] || { echo "FUZZ_JOBS must be a positive number" >&2; exit 2; }
+for t in "${targets[@]}"; do
+    while [[ $(jobs -rp | wc -l) -ge $jobs_max ]]; do
+        wait -n || true
+    done
+    echo "== $t: ${secs}s" >&2
+    fuzz_one "$t" "$logs/$t.$stamp.log" &
+done
+wait
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+    log=$logs/$t.$stamp.log
+    rc=$(cat "$log.rc" 2>/dev/null || echo "?")
     # The last status line: "#<execs> DONE cov: .. ft: .. corp: .. exec/s: .. rss: ..".
     stats=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
     execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' || true)
     line="$t: ${stats:-no stats line} (executions: ${execs:-?}, exit $rc)"
     summary+=("$line")
     echo "$line"
-    if [[ $rc -ne 0 ]]; then
+    if [[ $rc != 0 ]]; then
         failed+=("$t")
         echo "---- $t failed; the end of $log:" >&2
         tail -n 40 "$log" >&2
