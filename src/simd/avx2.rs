@@ -54,17 +54,8 @@ macro_rules! avx2_vector {
             #[inline(always)]
             unsafe fn load_deinterleave(p: *const $e) -> (Self, Self) {
                 // SAFETY: the caller guarantees `p..p+16` is readable; AVX2 is enabled.
-                unsafe {
-                    let a = _mm256_loadu_ps(p);
-                    let b = _mm256_loadu_ps(p.add(8));
-                    // Per 128-bit half: [a0 a2 b0 b2 | a4 a6 b4 b6]; then reorder the 64-bit
-                    // quarters 0,2,1,3 to get [a0 a2 a4 a6 b0 b2 b4 b6].
-                    let even = _mm256_shuffle_ps::<0x88>(a, b);
-                    let odd = _mm256_shuffle_ps::<0xDD>(a, b);
-                    let even = _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(even)));
-                    let odd = _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(odd)));
-                    (Self(even), Self(odd))
-                }
+                let (a, b) = unsafe { (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))) };
+                Self::deinterleave(Self(a), Self(b))
             }
             #[inline(always)]
             // SAFETY (caller): the 2*LANES elements from `p` are writable.
@@ -97,8 +88,8 @@ macro_rules! avx2_vector {
             fn deinterleave(lo: Self, hi: Self) -> (Self, Self) {
                 // SAFETY: AVX2 is enabled (see the module docs).
                 unsafe {
-                    // As in `load_deinterleave`: per 128-bit half, then the 64-bit quarters
-                    // reordered 0,2,1,3.
+                    // Per 128-bit half: [l0 l2 h0 h2 | l4 l6 h4 h6]; then reorder the 64-bit
+                    // quarters 0,2,1,3 to get [l0 l2 l4 l6 h0 h2 h4 h6].
                     let even = _mm256_shuffle_ps::<0x88>(lo.0, hi.0);
                     let odd = _mm256_shuffle_ps::<0xDD>(lo.0, hi.0);
                     (
@@ -254,14 +245,8 @@ macro_rules! avx2_vector {
             #[inline(always)]
             unsafe fn load_deinterleave(p: *const $e) -> (Self, Self) {
                 // SAFETY: the caller guarantees `p..p+8` is readable; AVX2 is enabled.
-                unsafe {
-                    let a = _mm256_loadu_pd(p);
-                    let b = _mm256_loadu_pd(p.add(4));
-                    // [a0 b0 a2 b2] -> [a0 a2 b0 b2]; [a1 b1 a3 b3] -> [a1 a3 b1 b3].
-                    let even = _mm256_permute4x64_pd::<0xD8>(_mm256_unpacklo_pd(a, b));
-                    let odd = _mm256_permute4x64_pd::<0xD8>(_mm256_unpackhi_pd(a, b));
-                    (Self(even), Self(odd))
-                }
+                let (a, b) = unsafe { (_mm256_loadu_pd(p), _mm256_loadu_pd(p.add(4))) };
+                Self::deinterleave(Self(a), Self(b))
             }
             #[inline(always)]
             // SAFETY (caller): the 2*LANES elements from `p` are writable.
