@@ -497,35 +497,19 @@ impl<T: Float> Job<T> for Pool2x2<'_, T> {
         }
         if ww == lanes && lanes >= 2 {
             // Rows exactly a vector wide (conv6's 8x8 planes in f32 on AVX2): two output
-            // rows, consecutive in `out`, fill one vector from their four input rows.
-            if w.out_h.is_multiple_of(2) {
-                // Pairs of rows within each plane (no division per pair).
-                for (xp, o) in self.x.chunks_exact(plane).zip(self.out.chunks_exact_mut(oplane)) {
-                    for (oy, pair) in o.chunks_exact_mut(2 * ow).enumerate() {
-                        let at = 4 * oy * ww;
-                        pool_two_rows::<V>(&xp[at..at + 2 * ww], &xp[at + 2 * ww..at + 4 * ww], pair);
-                    }
+            // rows, consecutive in `out` (within a plane or across two), fill one vector
+            // from their four input rows; an unpaired last row goes one lane wide.
+            let (x, out) = (self.x, self.out);
+            let mut rows = RowStarts::new(w.out_h, plane, ww);
+            for pair in out.chunks_mut(2 * ow) {
+                let at0 = rows.next_at();
+                if pair.len() == 2 * ow {
+                    let at1 = rows.next_at();
+                    pool_two_rows::<V>(&x[at0..at0 + 2 * ww], &x[at1..at1 + 2 * ww], pair);
+                } else {
+                    let (r0, r1) = x[at0..at0 + 2 * ww].split_at(ww);
+                    pool2x2_row::<Scalar<T>>(r0, r1, pair);
                 }
-                return;
-            }
-            let rows = self.out.len() / ow;
-            let mut k = 0;
-            while k + 2 <= rows {
-                let (at0, at1) = (
-                    pool_row_at(k, w.out_h, plane, ww),
-                    pool_row_at(k + 1, w.out_h, plane, ww),
-                );
-                pool_two_rows::<V>(
-                    &self.x[at0..at0 + 2 * ww],
-                    &self.x[at1..at1 + 2 * ww],
-                    &mut self.out[k * ow..(k + 2) * ow],
-                );
-                k += 2;
-            }
-            if k < rows {
-                let at = pool_row_at(k, w.out_h, plane, ww);
-                let (r0, r1) = self.x[at..at + 2 * ww].split_at(ww);
-                pool2x2_row::<Scalar<T>>(r0, r1, &mut self.out[k * ow..(k + 1) * ow]);
             }
             return;
         }
@@ -549,10 +533,37 @@ impl<T: Float> Job<T> for Pool2x2<'_, T> {
     }
 }
 
-/// Where output row `k` of a chunk's planes (`oh` rows each) starts its two input rows.
-#[inline(always)]
-fn pool_row_at(k: usize, oh: usize, plane: usize, ww: usize) -> usize {
-    (k / oh) * plane + 2 * (k % oh) * ww
+/// The offsets of the first input row of each output row, in order, across a chunk's
+/// planes (`oh` output rows each): no division per row.
+struct RowStarts {
+    oh: usize,
+    plane: usize,
+    ww: usize,
+    oy: usize,
+    base: usize,
+}
+
+impl RowStarts {
+    fn new(oh: usize, plane: usize, ww: usize) -> Self {
+        Self {
+            oh,
+            plane,
+            ww,
+            oy: 0,
+            base: 0,
+        }
+    }
+
+    /// The next output row's first input row: `base + 2*oy*W` of plane `base / plane`.
+    #[inline(always)]
+    fn next_at(&mut self) -> usize {
+        let at = self.base + 2 * self.oy * self.ww;
+        self.oy += 1;
+        if self.oy == self.oh {
+            (self.oy, self.base) = (0, self.base + self.plane);
+        }
+        at
+    }
 }
 
 /// Pools two output rows of `LANES/2` from rows exactly `LANES` wide: `a` holds the first
