@@ -9,7 +9,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::io::Write;
 use std::path::Path;
 
 use scratchnet::Error;
@@ -17,6 +16,9 @@ use scratchnet::checkpoint::Checkpoint;
 use scratchnet::data::{parse_idx, parse_npy};
 use scratchnet::kernels::{AffineShape, BatchNormShape, ConvGeometry, PoolGeometry, WindowGeometry};
 use scratchnet::layers::Shape;
+
+mod support;
+use support::{gzip, idx_bytes};
 
 /// The most a reader may allocate at once for a hostile input of a few hundred bytes.
 const BUDGET: usize = 1 << 20;
@@ -112,21 +114,6 @@ fn counter_sees_a_large_allocation() {
 // IDX
 // ---------------------------------------------------------------------------------------
 
-fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut b = vec![0, 0, 8, dims.len() as u8];
-    for d in dims {
-        b.extend_from_slice(&d.to_be_bytes());
-    }
-    b.extend_from_slice(data);
-    b
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
-
 fn parse_idx_mem(b: &[u8]) -> scratchnet::Result<scratchnet::data::IdxArray> {
     parse_idx(b, "hostile-idx")
 }
@@ -135,13 +122,13 @@ fn parse_idx_mem(b: &[u8]) -> scratchnet::Result<scratchnet::data::IdxArray> {
 #[test]
 fn idx_raw_header_claims_more_than_the_file() {
     let body = [7u8; 84];
-    let b = idx(&[1000, 1000, 1000], &body);
+    let b = idx_bytes(&[1000, 1000, 1000], &body);
     assert_eq!(b.len(), 100);
     hostile(&b, &["truncated", "1000000000"], parse_idx_mem);
-    hostile(&idx(&[u32::MAX, u32::MAX], &body), &["truncated"], parse_idx_mem);
-    hostile(&idx(&[u32::MAX; 3], &body), &["overflow"], parse_idx_mem);
+    hostile(&idx_bytes(&[u32::MAX, u32::MAX], &body), &["truncated"], parse_idx_mem);
+    hostile(&idx_bytes(&[u32::MAX; 3], &body), &["overflow"], parse_idx_mem);
     // One byte short of a small claim: still an error, not a short array.
-    hostile(&idx(&[4, 4], &[1; 15]), &["truncated", "16"], parse_idx_mem);
+    hostile(&idx_bytes(&[4, 4], &[1; 15]), &["truncated", "16"], parse_idx_mem);
     // A header whose dimension list itself runs past the end (255 dimensions claimed).
     hostile(&[0, 0, 8, 255, 0, 0, 0, 1], &["truncated header"], parse_idx_mem);
 }
@@ -150,12 +137,12 @@ fn idx_raw_header_claims_more_than_the_file() {
 /// can expand to (or than the stream actually holds).
 #[test]
 fn idx_gzip_header_claims_more_than_the_file() {
-    let b = gzip(&idx(&[1000, 1000, 1000], &[0; 64]));
+    let b = gzip(&idx_bytes(&[1000, 1000, 1000], &[0; 64]));
     assert!(b.len() < 100, "{} bytes", b.len());
     hostile(&b, &["more than", "can hold"], parse_idx_mem);
-    hostile(&gzip(&idx(&[u32::MAX; 3], &[0; 8])), &["overflow"], parse_idx_mem);
+    hostile(&gzip(&idx_bytes(&[u32::MAX; 3], &[0; 8])), &["overflow"], parse_idx_mem);
     // Within the deflate bound (22 500 bytes from a ~30-byte stream) but not in the stream.
-    let b = gzip(&idx(&[150, 150], &[5; 10]));
+    let b = gzip(&idx_bytes(&[150, 150], &[5; 10]));
     assert!(b.len() * 1032 > 22_500 + 12, "{} bytes", b.len());
     hostile(&b, &["truncated", "22500"], parse_idx_mem);
 }

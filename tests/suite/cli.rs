@@ -5,42 +5,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use scratchnet::checkpoint::Checkpoint;
 
 use crate::support;
-use support::emulated;
+use support::{TempDir, emulated};
 
 const BIN: &str = env!("CARGO_BIN_EXE_scratchnet");
 const METRICS_HEADER: &str = "epoch,train_loss,train_acc,test_loss,test_acc,seconds";
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("scratchnet-cli-{}-{n}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-    /// `path(file)` as a `&str`-friendly `String` for command lines.
-    fn arg(&self, file: &str) -> String {
-        s(&self.path(file))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn s(p: &Path) -> String {
     p.to_str().expect("temp paths are UTF-8").to_owned()

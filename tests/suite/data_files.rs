@@ -3,42 +3,13 @@
 //! what is wrong, claimed sizes are checked before anything is allocated, and well-formed
 //! files read back exactly.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
 use scratchnet::Error;
 use scratchnet::checkpoint::Checkpoint;
 use scratchnet::data::{Dataset, IdxArray, load_mnist_dir, parse_idx, read_idx, read_npy};
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("scratchnet-data-files-{}-{n}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-    /// Writes `bytes` to `file` in this directory and returns its path.
-    fn write(&self, file: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.path(file);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::support::{TempDir, gzip, idx_bytes};
 
 /// Asserts that `r` is an [`Error::Data`] whose path is `path` and whose message contains
 /// every one of `needles`; returns the message.
@@ -60,22 +31,6 @@ fn data_err<T: std::fmt::Debug>(r: scratchnet::Result<T>, path: &Path, needles: 
 // ---------------------------------------------------------------------------------------
 // File builders
 // ---------------------------------------------------------------------------------------
-
-/// An IDX file of unsigned bytes.
-fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut b = vec![0, 0, 8, dims.len() as u8];
-    for d in dims {
-        b.extend_from_slice(&d.to_be_bytes());
-    }
-    b.extend_from_slice(data);
-    b
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
 
 /// A version 1.0 `.npy` file: header dict, padded so that the data starts at a multiple of
 /// 64 bytes, then `data` as given.
@@ -354,7 +309,7 @@ fn write_mnist_dir(d: &TempDir, n_train: usize, n_test: usize, h: usize, w: usiz
 fn mnist_dir_round_trip() {
     let d = TempDir::new("mnist-dir");
     let [tr, trl, te, tel] = write_mnist_dir(&d, 12, 5, 6, 4);
-    let (train, test) = load_mnist_dir(&d.0).unwrap();
+    let (train, test) = load_mnist_dir(d.dir()).unwrap();
     assert_eq!(train.sample_shape, [1, 6, 4]);
     assert_eq!(test.sample_shape, [1, 6, 4]);
     assert_eq!((train.len(), test.len()), (12, 5));
@@ -375,7 +330,7 @@ fn mnist_dir_missing_file_is_named() {
     write_mnist_dir(&d, 4, 2, 3, 3);
     std::fs::remove_file(d.path("t10k-labels-idx1-ubyte.gz")).unwrap();
     let want = d.path("t10k-labels-idx1-ubyte");
-    data_err(load_mnist_dir(&d.0), &want, &["missing", ".gz"]);
+    data_err(load_mnist_dir(d.dir()), &want, &["missing", ".gz"]);
     // A directory that does not exist names its first file.
     let nowhere = d.path("nowhere");
     data_err(
@@ -391,10 +346,10 @@ fn mnist_dir_bad_file_is_named() {
     write_mnist_dir(&d, 4, 2, 3, 3);
     // Truncate the training labels: the error names that file.
     let p = d.write("train-labels-idx1-ubyte", &idx_bytes(&[4], &[1, 2]));
-    data_err(load_mnist_dir(&d.0), &p, &["truncated"]);
+    data_err(load_mnist_dir(d.dir()), &p, &["truncated"]);
     // Labels for 3 images where there are 4.
     let p = d.write("train-labels-idx1-ubyte", &idx_bytes(&[3], &[1, 2, 3]));
-    data_err(load_mnist_dir(&d.0), &p, &["3 labels for 4 images"]);
+    data_err(load_mnist_dir(d.dir()), &p, &["3 labels for 4 images"]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -814,7 +769,7 @@ fn checkpoint_save_is_atomic_and_replaces() {
     let first = sample_checkpoint(1.0);
     first.save(&p).unwrap();
     let listing = |d: &TempDir| -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&d.0)
+        let mut v: Vec<String> = std::fs::read_dir(d.dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
