@@ -7,14 +7,8 @@ use scratchnet::kernels::Labels;
 use scratchnet::layers::Shape;
 use scratchnet::optim::Adam;
 
+use super::BenchArgs;
 use super::common::{CliError, ModelSpec, err, set_threads};
-use super::{BenchArgs, ModelKind};
-
-/// DeepConvNet's multiply-adds per image, forward (LAYERS.md's table).
-const DEEP_CONV_FORWARD_MACS: f64 = 8_772_340.0;
-/// DeepConvNet's FLOP per image for a training step (forward, backward data except conv1,
-/// backward weights), as LAYERS.md states it.
-const DEEP_CONV_TRAIN_FLOP: f64 = 52.4e6;
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -64,10 +58,12 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, CliError> {
     }
     let (train_s, infer_s) = (median(&mut train), median(&mut infer));
     let (train_ips, infer_ips) = (n as f64 / train_s, n as f64 / infer_s);
-    let (train_flop, infer_flop) = match a.model {
-        ModelKind::DeepConv => (DEEP_CONV_TRAIN_FLOP, 2.0 * DEEP_CONV_FORWARD_MACS),
-        ModelKind::SimpleConv => (f64::NAN, f64::NAN),
-    };
+    // FLOP per image as the direct algorithm counts them (2 per multiply-add of the
+    // convolutions and affine layers), whatever algorithm ran.
+    let (train_flop, infer_flop) = (
+        2.0 * net.training_macs(shape)? as f64 / n as f64,
+        2.0 * net.layer_macs(shape)?.iter().sum::<u64>() as f64 / n as f64,
+    );
     let train_gflops = train_ips * train_flop / 1e9;
     let infer_gflops = infer_ips * infer_flop / 1e9;
     let (peak, peak_source) = match a.peak_gflops_per_core {

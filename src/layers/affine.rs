@@ -93,6 +93,11 @@ impl<T: Float> Layer<T> for Affine<T> {
         affine_backward(&s, x, &self.w, dout, dx, &mut self.dw, &mut self.db)
     }
 
+    fn forward_macs(&self, input: Shape) -> Result<u64> {
+        let s = self.affine_shape(input)?;
+        super::macs("Affine", &[s.batch, s.d_in, s.d_out])
+    }
+
     fn params(&self) -> Vec<(&'static str, &[T])> {
         vec![("W", &self.w), ("b", &self.b)]
     }

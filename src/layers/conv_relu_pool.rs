@@ -136,6 +136,15 @@ impl<T: Float> Layer<T> for ConvReLUPool<T> {
         )
     }
 
+    fn forward_macs(&self, input: Shape) -> Result<u64> {
+        let (g, _) = self.geometry(input)?;
+        let w = &g.window;
+        super::macs(
+            "ConvReLUPool",
+            &[w.batch, g.filters, w.channels, w.kh, w.kw, w.out_h, w.out_w],
+        )
+    }
+
     fn params(&self) -> Vec<(&'static str, &[T])> {
         vec![("W", &self.w), ("b", &self.b)]
     }

@@ -169,6 +169,15 @@ impl<T: Float> Layer<T> for Convolution<T> {
         conv2d_backward(&g, x, &self.w, dout, dx, &mut self.dw, &mut self.db, &mut self.scratch)
     }
 
+    fn forward_macs(&self, input: Shape) -> Result<u64> {
+        let g = self.geometry(input)?;
+        let w = &g.window;
+        super::macs(
+            self.name(),
+            &[w.batch, g.filters, w.channels, w.kh, w.kw, w.out_h, w.out_w],
+        )
+    }
+
     fn params(&self) -> Vec<(&'static str, &[T])> {
         vec![("W", &self.w), ("b", &self.b)]
     }

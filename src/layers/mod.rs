@@ -151,6 +151,28 @@ pub trait Layer<T: Float>: Send {
     /// ReLU and LeakyReLU, only need `x`); on a length mismatch.
     fn backward(&mut self, x: &[T], out: &[T], dout: &[T], dx: Option<&mut [T]>) -> Result<()>;
 
+    /// Multiply-adds one forward pass over an input of shape `input` performs in the
+    /// layer's matrix products, counted as the direct algorithm does them (a convolution's
+    /// `N*FN*C*FH*FW*OH*OW`, an affine layer's `N*D_in*D_out`), whatever algorithm runs;
+    /// 0 for layers without products (activations, pooling, dropout, batch norm). Times 2,
+    /// it is the forward's FLOP count that throughput figures use.
+    ///
+    /// # Errors
+    /// When the layer cannot take `input`, as [`Layer::output_shape`];
+    /// [`Error::Overflow`] when the count does not fit in `u64`.
+    ///
+    /// # Example
+    /// ```
+    /// use scratchnet::layers::{Affine, Layer, Shape};
+    /// let fc = Affine::<f32>::he_normal(784, 10, 1).unwrap();
+    /// let macs = fc.forward_macs(Shape::new(&[100, 1, 28, 28]).unwrap()).unwrap();
+    /// assert_eq!(macs, 100 * 784 * 10);
+    /// ```
+    fn forward_macs(&self, input: Shape) -> Result<u64> {
+        self.output_shape(input)?;
+        Ok(0)
+    }
+
     /// Parameters with their local names (`"W"`, `"b"`, `"gamma"`, `"beta"`).
     fn params(&self) -> Vec<(&'static str, &[T])> {
         Vec::new()
@@ -229,6 +251,14 @@ pub(crate) fn densify_labels<T: Float>(t: Labels<'_, T>, rows: usize, cols: usiz
         }
     }
     Ok(())
+}
+
+/// The product of `factors` as a multiply-add count ([`Layer::forward_macs`]).
+pub(crate) fn macs(what: &str, factors: &[usize]) -> Result<u64> {
+    factors
+        .iter()
+        .try_fold(1u64, |acc, &f| acc.checked_mul(u64::try_from(f).ok()?))
+        .ok_or_else(|| Error::Overflow(format!("{what}: multiply-adds {factors:?} overflow u64")))
 }
 
 /// Checks `x` against `shape` and `out` against the layer's output shape.

@@ -167,6 +167,54 @@ impl<T: Float> Sequential<T> {
         &mut self.layers
     }
 
+    /// Each layer's [`Layer::forward_macs`] for a network input of shape `input`, in order.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when some layer cannot take its input (named as
+    /// [`Sequential::forward`] names it); [`Error::Overflow`].
+    ///
+    /// # Example
+    /// ```
+    /// use scratchnet::layers::Shape;
+    /// use scratchnet::models::{DeepConvNetConfig, deep_conv_net};
+    /// let net = deep_conv_net::<f32>(&DeepConvNetConfig::default()).unwrap();
+    /// let per_layer = net.layer_macs(Shape::new(&[1, 1, 28, 28]).unwrap()).unwrap();
+    /// // LAYERS.md: 8,772,340 multiply-adds per image.
+    /// assert_eq!(per_layer.iter().sum::<u64>(), 8_772_340);
+    /// ```
+    pub fn layer_macs(&self, input: Shape) -> Result<Vec<u64>> {
+        let mut s = input;
+        let mut out = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            let named = |e| match e {
+                Error::Shape(m) => Error::Shape(format!("{} (layer {}): {m}", layer.name(), i + 1)),
+                other => other,
+            };
+            out.push(layer.forward_macs(s).map_err(named)?);
+            s = layer.output_shape(s).map_err(named)?;
+        }
+        Ok(out)
+    }
+
+    /// Multiply-adds of one training step ([`Sequential::gradient`]) on an input of shape
+    /// `input`, counted as the direct algorithm does: every layer's forward products,
+    /// the same again for the parameter gradients, and again for the input gradients of
+    /// every layer but the first (which computes none). DeepConvNet: 26.2 million per
+    /// image, 52.4 MFLOP (LAYERS.md). Optimizer updates and element-wise layers are not
+    /// counted.
+    ///
+    /// # Errors
+    /// As [`Sequential::layer_macs`].
+    pub fn training_macs(&self, input: Shape) -> Result<u64> {
+        let per_layer = self.layer_macs(input)?;
+        let first = per_layer.first().copied().unwrap_or(0);
+        per_layer
+            .iter()
+            .try_fold(0u64, |acc, &m| acc.checked_add(m.checked_mul(3)?))
+            .map(|t| t - first)
+            .ok_or_else(|| Error::Overflow(format!("training multiply-adds for input {input} overflow u64")))
+    }
+
     /// The loss layer.
     pub fn loss_layer(&self) -> &dyn Loss<T> {
         self.loss.as_ref()

@@ -887,38 +887,58 @@ fn json_number(line: &str, key: &str) -> f64 {
         .unwrap_or_else(|_| panic!("{key} is not a number in {line}"))
 }
 
-/// `scratchnet bench --json`: one flat JSON object with the run's figures. Batch 8, or 2
-/// under an emulator.
+/// `scratchnet bench --json`: one flat JSON object with the run's figures, for both models.
+/// GFLOP/s are images/s times the direct algorithm's FLOP per image: DeepConvNet's
+/// 17,544,680 forward and 52,408,248 per training step (LAYERS.md's table), SimpleConvNet's
+/// 1,731,000 and 4,329,000. Batch 8, or 2 under an emulator.
 #[test]
 fn bench_json() {
     let batch = if emulated() { "2" } else { "8" };
-    let stdout = ok(&[
-        "bench",
-        "--model",
-        "deep-conv",
-        "--batch",
-        batch,
-        "--threads",
-        "1",
-        "--steps",
-        "2",
-        "--json",
-        "--peak-gflops-per-core",
-        "100",
-    ]);
-    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{stdout}");
-    let line = lines[0].trim();
-    assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
-    assert_eq!(line.matches('{').count(), 1, "not one flat object: {line}");
-    for key in ["train_images_per_s", "infer_images_per_s"] {
-        let v = json_number(line, key);
-        assert!(v.is_finite() && v > 0.0, "{key} = {v}");
+    for (model, train_flop, infer_flop) in [
+        ("deep-conv", 52_408_248.0, 17_544_680.0),
+        ("simple-conv", 4_329_000.0, 1_731_000.0),
+    ] {
+        let stdout = ok(&[
+            "bench",
+            "--model",
+            model,
+            "--batch",
+            batch,
+            "--threads",
+            "1",
+            "--steps",
+            "2",
+            "--json",
+            "--peak-gflops-per-core",
+            "100",
+        ]);
+        let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{stdout}");
+        let line = lines[0].trim();
+        assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
+        assert_eq!(line.matches('{').count(), 1, "not one flat object: {line}");
+        for key in ["train_images_per_s", "infer_images_per_s"] {
+            let v = json_number(line, key);
+            assert!(v.is_finite() && v > 0.0, "{key} = {v}");
+        }
+        for (phase, flop) in [("train", train_flop), ("infer", infer_flop)] {
+            let ips = json_number(line, &format!("{phase}_images_per_s"));
+            let gflops = json_number(line, &format!("{phase}_gflops"));
+            let want = ips * flop / 1e9;
+            // Both figures are printed rounded; 1% covers that at any speed.
+            assert!(
+                (gflops - want).abs() <= 0.01 * want,
+                "{model} {phase}: {gflops} GFLOP/s, want {want}: {line}"
+            );
+            let share = json_number(line, &format!("{phase}_fraction_of_peak"));
+            // Printed to 4 decimals.
+            assert!((share - gflops / 100.0).abs() <= 1e-4, "{model} {phase}: {line}");
+        }
+        assert_eq!(json_number(line, "threads"), 1.0);
+        assert_eq!(json_number(line, "batch"), batch.parse::<f64>().unwrap());
+        assert_eq!(json_number(line, "steps"), 2.0);
+        assert_eq!(json_number(line, "peak_gflops"), 100.0);
+        assert!(line.contains(&format!("\"model\":\"{model}\"")), "{line}");
+        assert!(line.contains("\"peak_source\":\"given\""), "{line}");
     }
-    assert_eq!(json_number(line, "threads"), 1.0);
-    assert_eq!(json_number(line, "batch"), batch.parse::<f64>().unwrap());
-    assert_eq!(json_number(line, "steps"), 2.0);
-    assert_eq!(json_number(line, "peak_gflops"), 100.0);
-    assert!(line.contains("\"model\":\"deep-conv\""), "{line}");
-    assert!(line.contains("\"peak_source\":\"given\""), "{line}");
 }

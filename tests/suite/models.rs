@@ -262,3 +262,70 @@ fn accuracy_counts_the_final_partial_batch() {
     let acc = net.accuracy(&x, &[1, 28, 28], &labels, per).unwrap();
     assert_eq!(acc, (total - 1) as f64 / total as f64);
 }
+
+/// Multiply-adds as LAYERS.md counts them (DeepConvNet's table) and as the layer sizes give
+/// them (SimpleConvNet), fused or not, scaled by the batch.
+#[test]
+fn multiply_add_counts_match_the_layer_tables() {
+    use scratchnet::layers::{Convolution, Layer};
+    let deep_per_layer: u64 = 8_772_340;
+    let conv1: u64 = 16 * 9 * 784;
+    for fused in [false, true] {
+        let net = deep_conv_net::<f32>(&DeepConvNetConfig {
+            fused,
+            ..DeepConvNetConfig::default()
+        })
+        .unwrap();
+        for n in [1usize, 7] {
+            let shape = Shape::new(&[n, 1, 28, 28]).unwrap();
+            let per_layer = net.layer_macs(shape).unwrap();
+            assert_eq!(per_layer.len(), net.layers().len());
+            assert_eq!(
+                per_layer.iter().sum::<u64>(),
+                deep_per_layer * n as u64,
+                "fused {fused}, batch {n}"
+            );
+            assert_eq!(per_layer[0], conv1 * n as u64, "conv1 comes first");
+            // Forward, weight gradients, and data gradients of all but conv1: 52.4 MFLOP.
+            assert_eq!(
+                net.training_macs(shape).unwrap(),
+                (3 * deep_per_layer - conv1) * n as u64
+            );
+        }
+    }
+    let simple = simple_conv_net::<f32>(&SimpleConvNetConfig::default()).unwrap();
+    let shape = Shape::new(&[3, 1, 28, 28]).unwrap();
+    // conv 30x(1x5x5) over 24x24 outputs, affine 4320x100, affine 100x15.
+    let want = 3 * (30 * 25 * 24 * 24 + 30 * 12 * 12 * 100 + 100 * 15);
+    assert_eq!(simple.layer_macs(shape).unwrap().iter().sum::<u64>(), want);
+    let layers = simple.layer_macs(shape).unwrap();
+    assert_eq!(layers.iter().filter(|&&m| m > 0).count(), 3, "{layers:?}");
+
+    // Stride and padding change the output size the count follows.
+    let conv = Convolution::<f64>::he_normal(3, 4, [3, 3], 2, 1, 0).unwrap();
+    let s = Shape::new(&[2, 3, 9, 9]).unwrap();
+    assert_eq!(conv.forward_macs(s).unwrap(), 2 * 4 * 3 * 9 * 5 * 5);
+
+    // A shape the network cannot take is the error forward would give, layer named.
+    let err = net_err(&simple, Shape::new(&[1, 2, 28, 28]).unwrap());
+    assert!(err.contains("layer 1"), "{err}");
+    let err = net_err(&simple, Shape::new(&[1, 1, 20, 20]).unwrap());
+    assert!(err.contains("Affine (layer 5)"), "{err}");
+}
+
+fn net_err(net: &Sequential<f32>, shape: Shape) -> String {
+    let a = net.layer_macs(shape).unwrap_err().to_string();
+    let b = net.training_macs(shape).unwrap_err().to_string();
+    assert_eq!(a, b);
+    a
+}
+
+/// Counts that do not fit in u64 are an error, not a wrapped number.
+#[test]
+fn multiply_add_count_overflow_is_an_error() {
+    use scratchnet::layers::{Affine, Layer};
+    let fc = Affine::<f32>::new(vec![0.0; 6], 3, 2, vec![0.0; 2]).unwrap();
+    let huge = Shape::new(&[usize::MAX / 4, 3]).unwrap();
+    let e = fc.forward_macs(huge).unwrap_err();
+    assert!(matches!(e, scratchnet::Error::Overflow(_)), "{e}");
+}
