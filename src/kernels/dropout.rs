@@ -1,8 +1,6 @@
 //! Classic (non-inverted) dropout: training multiplies by a 0/1 mask, inference scales by
 //! `1 - ratio`.
 
-use rand::RngExt;
-
 use crate::error::{Error, Result, check_len};
 use crate::float::Float;
 
@@ -25,13 +23,38 @@ pub fn check_dropout_ratio(ratio: f64) -> Result<()> {
 /// Fills `mask` with `1` where a uniform `[0, 1)` draw exceeds `ratio`, else `0`, as the
 /// reference's `np.random.rand(*x.shape) > ratio`.
 ///
+/// Each element takes one `rng.next_u64()`, the draw `rng.random::<f64>()` makes (its top
+/// 53 bits times `2^-53`), so the mask is exactly `rng.random::<f64>() > ratio` element by
+/// element; the comparison is done on the integers, a block of draws at a time, without a
+/// branch per element.
+///
 /// # Errors
 /// [`Error::HyperParameter`] when `ratio` is outside `[0, 1)`.
+///
+/// # Example
+/// ```
+/// use rand::{RngExt, SeedableRng, rngs::StdRng};
+/// let mut mask = vec![0.0f32; 1000];
+/// scratchnet::kernels::dropout_mask(&mut StdRng::seed_from_u64(7), 0.15, &mut mask).unwrap();
+/// let mut rng = StdRng::seed_from_u64(7);
+/// assert!(mask.iter().all(|&m| m == if rng.random::<f64>() > 0.15 { 1.0 } else { 0.0 }));
+/// ```
 pub fn dropout_mask<T: Float, R: rand::Rng + ?Sized>(rng: &mut R, ratio: f64, mask: &mut [T]) -> Result<()> {
     check_dropout_ratio(ratio)?;
-    for m in mask.iter_mut() {
-        let u: f64 = rng.random();
-        *m = if u > ratio { T::ONE } else { T::ZERO };
+    // `(x >> 11) * 2^-53 > ratio` <=> `x >> 11 > ratio * 2^53` (scaling by a power of two
+    // is exact) <=> `x >> 11 > floor(ratio * 2^53)` for an integer left side; the
+    // conversion truncates, and `ratio * 2^53 < 2^53` fits.
+    let threshold = (ratio * (1u64 << 53) as f64) as u64;
+    const BLOCK: usize = 64;
+    let mut draws = [0u64; BLOCK];
+    for chunk in mask.chunks_mut(BLOCK) {
+        let draws = &mut draws[..chunk.len()];
+        for d in draws.iter_mut() {
+            *d = rng.next_u64();
+        }
+        for (m, &d) in chunk.iter_mut().zip(draws.iter()) {
+            *m = if d >> 11 > threshold { T::ONE } else { T::ZERO };
+        }
     }
     Ok(())
 }
@@ -61,4 +84,71 @@ pub fn dropout_scale<T: Float>(x: &[T], ratio: f64, out: &mut [T]) -> Result<()>
         *o = v * keep;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dropout_mask;
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    /// The mask is `rng.random::<f64>() > ratio` element by element, for lengths around
+    /// the block size and ratios at the edges of `[0, 1)` (0, the smallest subnormal, a
+    /// value just below one), and leaves the RNG where the per-element draws would.
+    #[test]
+    fn mask_is_the_reference_comparison_draw_for_draw() {
+        let ratios = [0.0, f64::from_bits(1), 0.15, 0.5, 0.7, 1.0 - f64::EPSILON / 2.0];
+        for (i, &ratio) in ratios.iter().enumerate() {
+            for len in [0usize, 1, 63, 64, 65, 128, 200] {
+                let seed = 31 * i as u64 + len as u64;
+                let mut mask = vec![7.0f64; len];
+                let mut rng = StdRng::seed_from_u64(seed);
+                dropout_mask(&mut rng, ratio, &mut mask).unwrap();
+                let mut reference = StdRng::seed_from_u64(seed);
+                for (k, &m) in mask.iter().enumerate() {
+                    let want = if reference.random::<f64>() > ratio { 1.0 } else { 0.0 };
+                    assert_eq!(m, want, "ratio {ratio}, length {len}, element {k}");
+                }
+                assert_eq!(
+                    rng.random::<u64>(),
+                    reference.random::<u64>(),
+                    "ratio {ratio}, length {len}"
+                );
+            }
+        }
+    }
+
+    /// Draws whose 53 bits equal `floor(ratio * 2^53)` or lie one either side: the
+    /// integer comparison agrees with the float one at the boundary.
+    #[test]
+    fn threshold_boundary_matches_the_float_comparison() {
+        /// Replays a fixed list of `u64` draws.
+        struct Replay(Vec<u64>, usize);
+        impl rand::TryRng for Replay {
+            type Error = std::convert::Infallible;
+            fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+                Ok(self.try_next_u64()? as u32)
+            }
+            fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+                self.1 += 1;
+                Ok(self.0[self.1 - 1])
+            }
+            fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), Self::Error> {
+                unreachable!("dropout_mask draws u64s")
+            }
+        }
+        for ratio in [0.15, 0.5, 0.1 + 0.2, 1e-300, 0.999_999_9] {
+            let t = (ratio * (1u64 << 53) as f64) as u64;
+            let draws: Vec<u64> = [t.saturating_sub(1), t, t + 1, t + 2]
+                .iter()
+                .flat_map(|&k| [k << 11, (k << 11) | 0x7ff])
+                .collect();
+            let mut mask = vec![0.0f32; draws.len()];
+            dropout_mask(&mut Replay(draws.clone(), 0), ratio, &mut mask).unwrap();
+            for (&d, &m) in draws.iter().zip(&mask) {
+                let u = (d >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+                assert_eq!(m, if u > ratio { 1.0 } else { 0.0 }, "ratio {ratio}, draw {d:#x}");
+            }
+        }
+    }
 }
