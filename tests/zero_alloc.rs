@@ -232,10 +232,16 @@ fn deep(fused: bool) -> Sequential<f32> {
     .expect("DeepConvNet")
 }
 
-/// SimpleConvNet with the default configuration and [`CLASSES`] classes.
+/// SimpleConvNet with the default configuration (fused) and [`CLASSES`] classes.
 fn simple() -> Sequential<f32> {
+    simple_fused(true)
+}
+
+/// SimpleConvNet with [`CLASSES`] classes, fused or not.
+fn simple_fused(fused: bool) -> Sequential<f32> {
     simple_conv_net::<f32>(&SimpleConvNetConfig {
         output_size: CLASSES,
+        fused,
         ..SimpleConvNetConfig::default()
     })
     .expect("SimpleConvNet")
@@ -282,6 +288,7 @@ fn steady_state_steps_allocate_nothing() {
             if emulated { &[4] } else { &[8] },
         ),
         case("SimpleConvNet + Adam", simple(), adam(), &[16]),
+        case("SimpleConvNet (unfused) + Adam", simple_fused(false), adam(), &[8]),
         case(
             "SimpleConvNet + SGD",
             simple(),

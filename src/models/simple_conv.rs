@@ -5,7 +5,9 @@ use rand::{RngExt, SeedableRng};
 use super::Sequential;
 use crate::error::{Error, Result, checked_product};
 use crate::float::Float;
-use crate::layers::{Affine, BatchNormalization, Convolution, Dropout, MaxPooling, MeanSquaredLoss, ReLU};
+use crate::layers::{
+    Affine, BatchNormalization, ConvReLUPool, Convolution, Dropout, MaxPooling, MeanSquaredLoss, ReLU,
+};
 
 /// SimpleConvNet's hyper-parameters (the reference's defaults via [`Default`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +34,10 @@ pub struct SimpleConvNetConfig {
     pub bn_rho: f64,
     /// Seed of the initialisation; default 1111 (the reference's).
     pub seed: u64,
+    /// Build `Conv-ReLU-Pool` as one [`ConvReLUPool`] layer: the same function and
+    /// parameters as the three layers, faster (the convolution output is pooled while in
+    /// cache, and ReLU runs on the 4x smaller pooled result). Default true.
+    pub fused: bool,
 }
 
 impl Default for SimpleConvNetConfig {
@@ -48,6 +54,7 @@ impl Default for SimpleConvNetConfig {
             dropout_ratio: 0.15,
             bn_rho: 0.9,
             seed: 1111,
+            fused: true,
         }
     }
 }
@@ -63,7 +70,8 @@ fn randn_scaled<T: Float>(rng: &mut rand::rngs::StdRng, len: usize, scale: f64) 
 /// plus `0.5*lambda*sum(W^2)` over W1, W2 and W3 (the reference adds decay to the
 /// gradient of all three but to the loss of only two; here both use all three). Weights:
 /// `W1 = randn/sqrt(filter_num)`, `W2 = W3 = randn/sqrt(hidden_size)`, biases zero,
-/// batch norm's gamma = 1, beta = 0 and learnable.
+/// batch norm's gamma = 1, beta = 0 and learnable. With `cfg.fused` (the default),
+/// `Conv-ReLU-Pool` is one [`ConvReLUPool`] layer.
 ///
 /// # Errors
 /// On a geometry the stack cannot take or a bad hyper-parameter.
@@ -107,17 +115,16 @@ pub fn simple_conv_net<T: Float>(cfg: &SimpleConvNetConfig) -> Result<Sequential
         checked_product("W3", &[cfg.hidden_size, cfg.output_size])?,
         1.0 / (cfg.hidden_size as f64).sqrt(),
     );
-    Sequential::new(Box::new(MeanSquaredLoss::new()))
-        .push(Box::new(Convolution::new(
-            w1,
-            [fnum, c, fs, fs],
-            vec![T::ZERO; fnum],
-            cfg.stride,
-            cfg.pad,
-        )?))
-        .push(Box::new(ReLU::new()))
-        .push(Box::new(MaxPooling::new(2, 2, 2, 0)?))
-        .push(Box::new(Dropout::new(cfg.dropout_ratio, cfg.seed.wrapping_add(1))?))
+    let conv = Convolution::new(w1, [fnum, c, fs, fs], vec![T::ZERO; fnum], cfg.stride, cfg.pad)?;
+    let net = Sequential::new(Box::new(MeanSquaredLoss::new()));
+    let net = if cfg.fused {
+        net.push(Box::new(ConvReLUPool::new(conv, [2, 2], 2, 0)?))
+    } else {
+        net.push(Box::new(conv))
+            .push(Box::new(ReLU::new()))
+            .push(Box::new(MaxPooling::new(2, 2, 2, 0)?))
+    };
+    net.push(Box::new(Dropout::new(cfg.dropout_ratio, cfg.seed.wrapping_add(1))?))
         .push(Box::new(Affine::new(
             w2,
             pool_out,

@@ -103,13 +103,96 @@ fn simple_conv_net_grad_whole_model_with_weight_decay() {
         weight_decay_lambda: 0.5, // large, so a missing or inconsistent decay term shows
         ..SimpleConvNetConfig::default()
     };
-    let mut net = simple_conv_net::<f64>(&cfg).unwrap();
-    let (x, labels) = batch(3, 10, 5, 3);
-    let shape = Shape::new(&[3, 1, 10, 10]).unwrap();
-    let (checked, kinks) = check_model(&mut net, &x, shape, &labels, 10_000, 2);
-    let total: usize = net.params().iter().map(|(_, v)| v.len()).sum();
-    assert_eq!(checked, total, "every element is checked");
-    assert!(kinks * 20 <= checked, "{kinks} of {checked} elements at kinks");
+    for fused in [true, false] {
+        let mut net = simple_conv_net::<f64>(&SimpleConvNetConfig { fused, ..cfg.clone() }).unwrap();
+        assert_eq!(
+            net.layers()[0].name(),
+            if fused { "ConvReLUPool" } else { "Convolution" }
+        );
+        let (x, labels) = batch(3, 10, 5, 3);
+        let shape = Shape::new(&[3, 1, 10, 10]).unwrap();
+        let (checked, kinks) = check_model(&mut net, &x, shape, &labels, 10_000, 2);
+        let total: usize = net.params().iter().map(|(_, v)| v.len()).sum();
+        assert_eq!(checked, total, "every element is checked");
+        assert!(
+            kinks * 20 <= checked,
+            "fused {fused}: {kinks} of {checked} elements at kinks"
+        );
+    }
+}
+
+/// Fused or not, a model is one function: the same parameters, loss, scores and
+/// gradients (to rounding: the fused layer adds the bias after pooling) after a few
+/// training steps on the same data, with the same dropout masks. An odd convolution
+/// output (25x25, so the pools drop a row and a column) and a stride-2 one included.
+#[test]
+fn fused_and_unfused_models_compute_the_same_function() {
+    use scratchnet::optim::Sgd;
+    fn close(a: &[f64], b: &[f64], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= 1e-10 * (1.0 + x.abs()), "{what}[{i}]: {x} vs {y}");
+        }
+    }
+    let simple = |fused, side, fs, stride| {
+        simple_conv_net::<f64>(&SimpleConvNetConfig {
+            input_dim: [2, side, side],
+            filter_num: 3,
+            filter_size: fs,
+            stride,
+            hidden_size: 6,
+            output_size: 4,
+            fused,
+            ..SimpleConvNetConfig::default()
+        })
+        .unwrap()
+    };
+    let deep = |fused| {
+        deep_conv_net::<f64>(&DeepConvNetConfig {
+            input_dim: [2, 12, 12],
+            output_size: 4,
+            fused,
+            ..DeepConvNetConfig::default()
+        })
+        .unwrap()
+    };
+    type Make<'a> = Box<dyn Fn(bool) -> Sequential<f64> + 'a>;
+    let models: [(&str, usize, Make); 4] = [
+        ("SimpleConvNet 12x12", 12, Box::new(|f| simple(f, 12, 3, 1))),
+        (
+            "SimpleConvNet 27x27 (25x25 conv)",
+            27,
+            Box::new(|f| simple(f, 27, 3, 1)),
+        ),
+        ("SimpleConvNet stride 2", 13, Box::new(|f| simple(f, 13, 3, 2))),
+        ("DeepConvNet", 12, Box::new(deep)),
+    ];
+    for (name, side, make) in models {
+        let (mut fused, mut plain) = (make(true), make(false));
+        assert!(fused.layers().len() < plain.layers().len(), "{name}: nothing fused");
+        assert_eq!(fused.param_names(), plain.param_names(), "{name}");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(side as u64);
+        let x: Vec<f64> = (0..4 * 2 * side * side).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let labels: Vec<usize> = (0..4).map(|i| (i * 3) % 4).collect();
+        let shape = Shape::new(&[4, 2, side, side]).unwrap();
+        let (mut o1, mut o2) = (Sgd::new(0.1).unwrap(), Sgd::new(0.1).unwrap());
+        for step in 0..3 {
+            let what = format!("{name}, step {step}");
+            let l1 = fused.gradient(&x, shape, Labels::Index(&labels)).unwrap();
+            let l2 = plain.gradient(&x, shape, Labels::Index(&labels)).unwrap();
+            close(&[l1], &[l2], &format!("{what}: loss"));
+            for ((n, g1), (_, g2)) in fused.grads().into_iter().zip(plain.grads()) {
+                close(g1, g2, &format!("{what}: d{n}"));
+            }
+            fused.update(&mut o1).unwrap();
+            plain.update(&mut o2).unwrap();
+        }
+        for ((n, p1), (_, p2)) in fused.params().into_iter().zip(plain.params()) {
+            close(p1, p2, &format!("{name}: {n} after 3 steps"));
+        }
+        let s1 = fused.predict(&x, shape).unwrap().to_vec();
+        close(&s1, plain.predict(&x, shape).unwrap(), &format!("{name}: scores"));
+    }
 }
 
 /// The loss adds 0.5*lambda*sum(W^2) over W1, W2 and W3 (all weight matrices, unlike the
@@ -293,13 +376,20 @@ fn multiply_add_counts_match_the_layer_tables() {
             );
         }
     }
+    for fused in [false, true] {
+        let simple = simple_conv_net::<f32>(&SimpleConvNetConfig {
+            fused,
+            ..SimpleConvNetConfig::default()
+        })
+        .unwrap();
+        let shape = Shape::new(&[3, 1, 28, 28]).unwrap();
+        // conv 30x(1x5x5) over 24x24 outputs, affine 4320x100, affine 100x15.
+        let want = 3 * (30 * 25 * 24 * 24 + 30 * 12 * 12 * 100 + 100 * 15);
+        let layers = simple.layer_macs(shape).unwrap();
+        assert_eq!(layers.iter().sum::<u64>(), want, "fused {fused}");
+        assert_eq!(layers.iter().filter(|&&m| m > 0).count(), 3, "{layers:?}");
+    }
     let simple = simple_conv_net::<f32>(&SimpleConvNetConfig::default()).unwrap();
-    let shape = Shape::new(&[3, 1, 28, 28]).unwrap();
-    // conv 30x(1x5x5) over 24x24 outputs, affine 4320x100, affine 100x15.
-    let want = 3 * (30 * 25 * 24 * 24 + 30 * 12 * 12 * 100 + 100 * 15);
-    assert_eq!(simple.layer_macs(shape).unwrap().iter().sum::<u64>(), want);
-    let layers = simple.layer_macs(shape).unwrap();
-    assert_eq!(layers.iter().filter(|&&m| m > 0).count(), 3, "{layers:?}");
 
     // Stride and padding change the output size the count follows.
     let conv = Convolution::<f64>::he_normal(3, 4, [3, 3], 2, 1, 0).unwrap();
@@ -310,7 +400,7 @@ fn multiply_add_counts_match_the_layer_tables() {
     let err = net_err(&simple, Shape::new(&[1, 2, 28, 28]).unwrap());
     assert!(err.contains("layer 1"), "{err}");
     let err = net_err(&simple, Shape::new(&[1, 1, 20, 20]).unwrap());
-    assert!(err.contains("Affine (layer 5)"), "{err}");
+    assert!(err.contains("Affine (layer 3)"), "{err}");
 }
 
 fn net_err(net: &Sequential<f32>, shape: Shape) -> String {
