@@ -308,3 +308,83 @@ proptest! {
         each_isa(|isa| check(Some(isa), m, k, n, lay(ta), lay(tb), lay(tc), 1.0, if beta_one { 1.0 } else { 0.0 }));
     }
 }
+
+/// Uniform values in [-1, 1): sums round, so equal results mean the same operations in the
+/// same order.
+fn rough(len: usize, seed: u64) -> Vec<f64> {
+    data(len, seed)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v + ((i as f64) * 0.618_033_988_75).fract()) / 5.0)
+        .collect()
+}
+
+/// Rows `[r0, r1)` of `C = A*B`, computed on those rows of `A` alone, are bit for bit the
+/// same rows of the product over all of `A`, on every ISA and in f32 and f64: every
+/// element sums its products in the same order wherever the rows are cut. (The affine
+/// layers rely on it to split their products by rows across threads and stay identical
+/// for any thread count.)
+#[test]
+fn row_blocks_of_a_product_are_bit_identical_to_the_whole() {
+    fn rows_of<T: scratchnet::Float>(m: usize, k: usize, n: usize, cut: &[usize], ta: bool) {
+        let a: Vec<T> = rough(m * k, 1).into_iter().map(T::from_f64).collect();
+        let b: Vec<T> = rough(k * n, 2).into_iter().map(T::from_f64).collect();
+        fn view<T>(a: &[T], rows: usize, k: usize, m: usize, ta: bool) -> MatRef<'_, T> {
+            if ta {
+                // A stored transposed (k x m), as the affine weight gradient reads x^T.
+                MatRef {
+                    data: a,
+                    rows,
+                    cols: k,
+                    rs: 1,
+                    cs: m,
+                }
+            } else {
+                MatRef::row_major(a, rows, k)
+            }
+        }
+        let mut whole = vec![T::ZERO; m * n];
+        gemm(
+            T::ONE,
+            view(&a, m, k, m, ta),
+            MatRef::row_major(&b, k, n),
+            T::ZERO,
+            MatMut::row_major(&mut whole, m, n),
+        )
+        .unwrap();
+        let mut parts = vec![T::ZERO; m * n];
+        let mut r0 = 0;
+        for &r1 in cut.iter().chain([&m]) {
+            let a_rows = if ta { &a[r0..] } else { &a[r0 * k..] };
+            let c = &mut parts[r0 * n..r1 * n];
+            gemm(
+                T::ONE,
+                view(a_rows, r1 - r0, k, m, ta),
+                MatRef::row_major(&b, k, n),
+                T::ZERO,
+                MatMut::row_major(c, r1 - r0, n),
+            )
+            .unwrap();
+            r0 = r1;
+        }
+        let same = whole
+            .iter()
+            .zip(&parts)
+            .all(|(x, y)| x.to_f64().to_bits() == y.to_f64().to_bits());
+        assert!(same, "m={m} k={k} n={n} cut at {cut:?}, A transposed {ta}");
+    }
+    each_isa(|_| {
+        for (m, k, n, cut) in [
+            (100, 4320, 100, &[50][..]),
+            (100, 300, 37, &[7, 13, 96]),
+            (4320, 100, 100, &[2160]),
+            (201, 257, 19, &[1, 100, 197]),
+            (33, 1000, 4320, &[16]),
+        ] {
+            for ta in [false, true] {
+                rows_of::<f32>(m, k, n, cut, ta);
+                rows_of::<f64>(m, k, n, cut, ta);
+            }
+        }
+    });
+}

@@ -3,6 +3,44 @@
 use crate::error::{Error, Result, check_len, checked_product};
 use crate::float::Float;
 use crate::kernels::gemm::{MatMut, MatRef, gemm};
+use crate::kernels::par::for_each_chunk1;
+
+/// Fewest multiply-adds worth a task of their own (about 20 µs of one core).
+const TASK_MACS: usize = 1 << 21;
+
+/// Rows per task of a product with a `rows x cols` result and sums `k` long: the rows
+/// split evenly over the worker threads, but no task with fewer than [`TASK_MACS`]
+/// multiply-adds, and each a multiple of 8 rows (whole micro-tiles) except the last.
+fn rows_per_task(rows: usize, cols: usize, k: usize) -> usize {
+    #[cfg(feature = "rayon")]
+    let threads = rayon::current_num_threads();
+    #[cfg(not(feature = "rayon"))]
+    let threads = 1;
+    let by_work = rows.saturating_mul(cols).saturating_mul(k) / TASK_MACS;
+    let tasks = threads.min(by_work).max(1);
+    rows.div_ceil(tasks).next_multiple_of(8).min(rows).max(1)
+}
+
+/// `C = A*B + beta*C` for a row-major `C` with `cols` columns, its rows cut into tasks
+/// ([`rows_per_task`]) run in parallel; `a_rows(r0, r)` is the view of rows `r0..r0+r` of
+/// `A`. Every element is computed as by one call over all the rows (the GEMM sums each
+/// element's products in the same order wherever the rows are cut; `tests/gemm.rs`
+/// checks it on every ISA), so the result is the same for any thread count.
+fn gemm_by_rows<'a, T: Float>(
+    a_rows: impl Fn(usize, usize) -> MatRef<'a, T> + Sync + Send,
+    b: MatRef<'a, T>,
+    beta: T,
+    c: &mut [T],
+    cols: usize,
+) {
+    let rows = c.len() / cols;
+    let per = rows_per_task(rows, cols, b.rows);
+    for_each_chunk1(c, per * cols, |i, c| {
+        let r = c.len() / cols;
+        gemm(T::ONE, a_rows(i * per, r), b, beta, MatMut::row_major(c, r, cols))
+            .expect("the caller checked the shapes");
+    });
+}
 
 /// Validated sizes of an affine map from `(N, D_in)` to `(N, D_out)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,13 +93,15 @@ pub fn affine_forward<T: Float>(s: &AffineShape, x: &[T], w: &[T], b: &[T], out:
     for row in out.chunks_exact_mut(s.d_out) {
         row.copy_from_slice(b);
     }
-    gemm(
+    let (d_in, d_out) = (s.d_in, s.d_out);
+    gemm_by_rows(
+        |r0, r| MatRef::row_major(&x[r0 * d_in..(r0 + r) * d_in], r, d_in),
+        MatRef::row_major(w, d_in, d_out),
         T::ONE,
-        MatRef::row_major(x, s.batch, s.d_in),
-        MatRef::row_major(w, s.d_in, s.d_out),
-        T::ONE,
-        MatMut::row_major(out, s.batch, s.d_out),
-    )
+        out,
+        d_out,
+    );
+    Ok(())
 }
 
 /// Affine backward: `dx = dout*W^T` (skipped when `dx` is `None`), `dW = x^T*dout`,
@@ -84,14 +124,32 @@ pub fn affine_backward<T: Float>(
     check_len("affine dout (N*D_out)", s.batch * s.d_out, dout.len())?;
     check_len("affine dW (D_in*D_out)", s.d_in * s.d_out, dw.len())?;
     check_len("affine db (D_out)", s.d_out, db.len())?;
-    let dmat = MatRef::row_major(dout, s.batch, s.d_out);
+    let (n, d_in, d_out) = (s.batch, s.d_in, s.d_out);
     if let Some(dx) = dx {
-        check_len("affine dx (N*D_in)", s.batch * s.d_in, dx.len())?;
-        let wt = MatRef::row_major(w, s.d_in, s.d_out).t();
-        gemm(T::ONE, dmat, wt, T::ZERO, MatMut::row_major(dx, s.batch, s.d_in))?;
+        check_len("affine dx (N*D_in)", n * d_in, dx.len())?;
+        // dx = dout * W^T, by rows of dout.
+        gemm_by_rows(
+            |r0, r| MatRef::row_major(&dout[r0 * d_out..(r0 + r) * d_out], r, d_out),
+            MatRef::row_major(w, d_in, d_out).t(),
+            T::ZERO,
+            dx,
+            d_in,
+        );
     }
-    let xt = MatRef::row_major(x, s.batch, s.d_in).t();
-    gemm(T::ONE, xt, dmat, T::ZERO, MatMut::row_major(dw, s.d_in, s.d_out))?;
+    // dW = x^T * dout, by rows of x^T (columns of x: row r0 of x^T starts at x[r0]).
+    gemm_by_rows(
+        |r0, r| MatRef {
+            data: &x[r0..],
+            rows: r,
+            cols: n,
+            rs: 1,
+            cs: d_in,
+        },
+        MatRef::row_major(dout, n, d_out),
+        T::ZERO,
+        dw,
+        d_out,
+    );
     db.fill(T::ZERO);
     for row in dout.chunks_exact(s.d_out) {
         for (a, &v) in db.iter_mut().zip(row) {
