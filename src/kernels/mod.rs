@@ -31,7 +31,7 @@ pub use conv::{
     conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv2d_forward_scratch_len, conv2d_relu_pool_forward,
     conv2d_relu_pool_forward_scratch_len,
 };
-pub use dropout::{check_dropout_ratio, dropout_apply, dropout_mask, dropout_scale};
+pub use dropout::{check_dropout_ratio, dropout_apply, dropout_mask, dropout_mask_chacha, dropout_scale};
 pub use geometry::{ConvGeometry, PoolGeometry, WindowGeometry};
 pub use im2col::{Col2ImMode, col2im_image, col2im_reference, im2col_image, im2col_reference};
 pub use loss::{

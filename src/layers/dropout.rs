@@ -1,22 +1,23 @@
 //! The `Dropout` layer.
 
 use rand::SeedableRng;
-use rand::rngs::StdRng;
+use rand::rngs::ChaCha12Rng;
 
 use super::{Layer, Mode, Shape, check_io};
 use crate::error::{Error, Result, check_len};
 use crate::float::Float;
-use crate::kernels::{check_dropout_ratio, dropout_apply, dropout_mask, dropout_scale};
+use crate::kernels::{check_dropout_ratio, dropout_apply, dropout_mask_chacha, dropout_scale};
 
 /// `Dropout(dropout_ratio=0.15)`, classic (not inverted): training multiplies by a 0/1
 /// mask where a uniform draw exceeds the ratio, inference scales by `1 - ratio`.
 ///
-/// The mask comes from a seeded RNG owned by the layer; [`Dropout::fix_mask`] pins it
-/// (for gradient checks and reproductions).
+/// The mask comes from a seeded RNG owned by the layer (ChaCha12, `rand`'s `StdRng`
+/// algorithm, drawn in parallel pieces by [`crate::kernels::dropout_mask_chacha`]);
+/// [`Dropout::fix_mask`] pins it (for gradient checks and reproductions).
 #[derive(Debug)]
 pub struct Dropout<T: Float> {
     ratio: f64,
-    rng: StdRng,
+    rng: ChaCha12Rng,
     mask: Vec<T>,
     fixed: bool,
     last: Option<(usize, Mode)>,
@@ -31,7 +32,7 @@ impl<T: Float> Dropout<T> {
         check_dropout_ratio(ratio)?;
         Ok(Self {
             ratio,
-            rng: StdRng::seed_from_u64(seed),
+            rng: ChaCha12Rng::seed_from_u64(seed),
             mask: Vec::new(),
             fixed: false,
             last: None,
@@ -86,7 +87,7 @@ impl<T: Float> Layer<T> for Dropout<T> {
                     check_len("Dropout fixed mask", x.len(), self.mask.len())?;
                 } else {
                     self.mask.resize(x.len(), T::ZERO);
-                    dropout_mask(&mut self.rng, self.ratio, &mut self.mask)?;
+                    dropout_mask_chacha(&mut self.rng, self.ratio, &mut self.mask)?;
                 }
                 dropout_apply(x, &self.mask, out)
             }
