@@ -12,10 +12,7 @@ const TASK_MACS: usize = 1 << 21;
 /// split evenly over the worker threads, but no task with fewer than [`TASK_MACS`]
 /// multiply-adds, and each a multiple of 8 rows (whole micro-tiles) except the last.
 fn rows_per_task(rows: usize, cols: usize, k: usize) -> usize {
-    #[cfg(feature = "rayon")]
-    let threads = rayon::current_num_threads();
-    #[cfg(not(feature = "rayon"))]
-    let threads = 1;
+    let threads = crate::kernels::par::threads();
     let by_work = rows.saturating_mul(cols).saturating_mul(k) / TASK_MACS;
     let tasks = threads.min(by_work).max(1);
     rows.div_ceil(tasks).next_multiple_of(8).min(rows).max(1)

@@ -66,8 +66,9 @@ const PIECE: usize = 1 << 16;
 /// [`dropout_mask`] from a ChaCha12 generator (the one `rand`'s `StdRng` wraps: seeded
 /// alike, the two give the same masks), its pieces drawn in parallel. ChaCha can jump to
 /// any place in its stream, so each piece draws from a generator with `rng`'s key and
-/// stream, moved to where the one-by-one draws would be at the piece's first element; the mask, and where `rng` is
-/// left, are exactly [`dropout_mask`]'s on the same generator, for any thread count.
+/// stream, moved to where the one-by-one draws would be at the piece's first element.
+/// The mask, and where `rng` is left, are exactly [`dropout_mask`]'s on the same
+/// generator, for any thread count. Nothing is allocated.
 ///
 /// # Errors
 /// [`Error::HyperParameter`] when `ratio` is outside `[0, 1)`.
@@ -83,10 +84,7 @@ const PIECE: usize = 1 << 16;
 /// ```
 pub fn dropout_mask_chacha<T: Float>(rng: &mut rand::rngs::ChaCha12Rng, ratio: f64, mask: &mut [T]) -> Result<()> {
     check_dropout_ratio(ratio)?;
-    #[cfg(feature = "rayon")]
-    let threads = rayon::current_num_threads();
-    #[cfg(not(feature = "rayon"))]
-    let threads = 1;
+    let threads = crate::kernels::par::threads();
     let pieces = threads.min(mask.len() / PIECE).max(1);
     if pieces == 1 {
         return dropout_mask(rng, ratio, mask);

@@ -8,6 +8,19 @@
 /// per-chunk workspaces stay small.
 pub const MAX_CHUNKS: usize = 16;
 
+/// Worker threads the parallel kernels can use: rayon's for the current pool, or 1
+/// without the `rayon` feature.
+pub(crate) fn threads() -> usize {
+    #[cfg(feature = "rayon")]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        1
+    }
+}
+
 /// `(chunk_count, images_per_chunk)` for a batch of `batch` images; `(0, 1)` for 0.
 pub fn chunking(batch: usize) -> (usize, usize) {
     if batch == 0 {
