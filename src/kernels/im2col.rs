@@ -922,6 +922,10 @@ pub(crate) fn im2col_group_on<T: Float>(
     }
 }
 
+/// Largest zero-padded plane `(H+2p)*(W+2p)` [`col2im_image`] sums into on the stack
+/// (4 KiB of f32): DeepConvNet's 30x30 planes fit.
+const COL2IM_PLANE: usize = 1024;
+
 struct Col2imImage<'a, T> {
     g: &'a WindowGeometry,
     col: &'a [T],
@@ -942,6 +946,31 @@ impl<T: Float> Job<T> for Col2imImage<'_, T> {
         let Self { g, col, x, ld } = self;
         let (h, w, s, p, kh, kw) = (g.height, g.width, g.stride, g.pad, g.kh, g.kw);
         let (plane, ow_n, pixels) = (h * w, g.out_w, g.out_pixels());
+        let (hp, wp) = (h + 2 * p, w + 2 * p);
+        if s == 1 && hp * wp <= COL2IM_PLANE {
+            // Each run of `OW` adds whole into a zero-padded plane on the stack (no
+            // clipping: what lands on the padding is dropped), then the plane's interior
+            // is the channel. Every pixel still receives its contributions in increasing
+            // `(ky, kx)` from zero, so the result is the clipped path's, bit for bit.
+            let mut buf = [T::ZERO; COL2IM_PLANE];
+            let padded = &mut buf[..hp * wp];
+            for (c, xc) in x.chunks_exact_mut(plane).enumerate() {
+                padded.fill(T::ZERO);
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let row = &col[((c * kh + ky) * kw + kx) * ld..][..pixels];
+                        for (oy, run) in row.chunks_exact(ow_n).enumerate() {
+                            // (oy + ky)*wp + kx + OW <= (hp - 1)*wp + wp: inside the plane.
+                            add_run::<V>(&mut padded[(oy + ky) * wp + kx..][..ow_n], run);
+                        }
+                    }
+                }
+                for (y, xr) in xc.chunks_exact_mut(w).enumerate() {
+                    xr.copy_from_slice(&padded[(y + p) * wp + p..][..w]);
+                }
+            }
+            return;
+        }
         x.fill(T::ZERO);
         for r in 0..g.col_rows() {
             let row = &col[r * ld..r * ld + pixels];
@@ -974,7 +1003,9 @@ impl<T: Float> Job<T> for Col2imImage<'_, T> {
 /// `x[c, iy, ix] = sum of col[(c*FH + ky)*FW + kx, oh*OW + ow]` over
 /// `oh*stride + ky - pad = iy`, `ow*stride + kx - pad = ix`, added in increasing `(ky, kx)`.
 ///
-/// Stride 1 adds by vectors, stride 2 adds into the even elements of deinterleaved loads and
+/// Stride 1 adds by vectors, each run of `OW` whole into a zero-padded plane on the stack
+/// when `(H+2p)*(W+2p) <= 1024` (nothing to clip; what lands on the padding is dropped),
+/// else clipped to the image; stride 2 adds into the even elements of deinterleaved loads and
 /// interleaves them back (while `2*LANES` elements remain in the row); other strides and
 /// tails are scalar.
 ///
@@ -1101,6 +1132,65 @@ mod tests {
         (2, 9, 9, 3, 2, 1),
         (1, 1, 1, 1, 1, 0),
     ];
+
+    /// `col2im_image` on every ISA, rounded sums included, is the sum in its documented
+    /// order, pixel by pixel, `(c, ky, kx)` then `oy`: stride-1 planes that fit
+    /// `COL2IM_PLANE` (summed whole into a padded plane), one that does not (40x40 plus
+    /// padding, clipped runs), strides 2 and 3, pad at and past the kernel.
+    #[test]
+    fn col2im_image_sums_in_its_documented_order() {
+        use crate::simd::Isa;
+        let cases = [
+            (3, 8, 8, 3, 1, 1),
+            (2, 28, 28, 3, 1, 1),
+            (1, 13, 7, 4, 1, 4),
+            (2, 40, 40, 3, 1, 1),
+            (2, 9, 11, 3, 2, 1),
+            (1, 10, 10, 5, 3, 2),
+        ];
+        for (c, h, w, k, stride, pad) in cases {
+            let g = WindowGeometry::new([1, c, h, w], [k, k], stride, pad).unwrap();
+            assert_eq!(
+                (g.height + 2 * pad) * (g.width + 2 * pad) <= super::COL2IM_PLANE,
+                h < 40,
+                "case ({c}, {h}, {w}) takes the path it is meant to"
+            );
+            // Values of every magnitude, so the order of additions shows in the rounding.
+            let col: Vec<f32> = (0..g.col_len())
+                .map(|i| ((i * 2_654_435_761) % 1_000_003) as f32 * 10f32.powi((i % 9) as i32 - 4) - 3.0)
+                .collect();
+            let mut want = vec![0.0f32; g.image_len()];
+            for r in 0..g.col_rows() {
+                let (ch, ky, kx) = (r / (k * k), (r / k) % k, r % k);
+                for oy in 0..g.out_h {
+                    for ox in 0..g.out_w {
+                        let (iy, ix) = (
+                            (oy * stride + ky) as isize - pad as isize,
+                            (ox * stride + kx) as isize - pad as isize,
+                        );
+                        if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
+                            want[(ch * h + iy as usize) * w + ix as usize] +=
+                                col[r * g.out_pixels() + oy * g.out_w + ox];
+                        }
+                    }
+                }
+            }
+            for isa in Isa::available() {
+                let mut x = vec![f32::NAN; g.image_len()];
+                super::run_on(
+                    isa,
+                    super::Col2imImage {
+                        g: &g,
+                        col: &col,
+                        x: &mut x,
+                        ld: g.out_pixels(),
+                    },
+                );
+                let same = x.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{isa:?}: ({c}, {h}, {w}, {k}, {stride}, {pad})");
+            }
+        }
+    }
 
     #[test]
     fn group_im2col_matches_per_image_on_every_isa() {
