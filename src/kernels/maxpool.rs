@@ -167,6 +167,39 @@ impl<T: Float> Job<T> for PoolPlanes<'_, T> {
             (w.height - 1) * pitch + w.width
         };
         debug_assert!(pitch > w.width || extent == plane);
+        if two_by_two && w.width == lanes && lanes >= 2 && pitch == w.width && stride == plane {
+            // Rows exactly a vector wide (an 8x8 plane in f32 on AVX2): two output rows,
+            // consecutive in `out` (within a plane or across two), fill one vector from
+            // their four input rows ([`pool_two_rows_argmax`]); an unpaired last row runs
+            // the row kernel one lane wide.
+            let ow = w.out_w;
+            let upper = V::iota().gt(V::splat(<T as Float>::from_usize(lanes / 2 - 1)));
+            // Each half's own window columns: 0, 2, 4, ... twice.
+            let offs = V::iota().add(V::iota()).sub(V::select(
+                upper,
+                V::splat(<T as Float>::from_usize(lanes)),
+                V::splat(T::ZERO),
+            ));
+            let mut rows = RowStarts::new(w.out_h, plane, w.width);
+            for (pair, args) in self.out.chunks_mut(2 * ow).zip(self.arg.chunks_mut(2 * ow)) {
+                let (at0, local0) = rows.next();
+                if pair.len() == 2 * ow {
+                    let (at1, local1) = rows.next();
+                    let i00 = offs.add(V::select(
+                        upper,
+                        V::splat(<T as Float>::from_usize(local1)),
+                        V::splat(<T as Float>::from_usize(local0)),
+                    ));
+                    let (a, b) = (&x[at0..at0 + 2 * lanes], &x[at1..at1 + 2 * lanes]);
+                    pool_two_rows_argmax::<V>(a, b, i00, w.width, pair, args);
+                } else {
+                    let start = at0 - local0;
+                    let oy = w.out_h - 1;
+                    pool2x2_argmax_row::<Scalar<T>>(&x[start..start + plane], pitch, w.width, oy, pair, args);
+                }
+            }
+            return;
+        }
         let planes = self.out.len() / oplane.max(1);
         for (((xp, rest), o), a) in (0..planes)
             .map(|i| (&x[i * stride..i * stride + extent], &x[i * stride..]))
@@ -269,6 +302,38 @@ fn pool2x2_block<V: Vector>(xp: &[V::E], pitch: usize, i0: usize, ww: usize, ix0
         bi = V::select(take, idx, bi);
     }
     (best, bi)
+}
+
+/// 2x2 stride-2 pooling with arg-max of two output rows of `LANES/2` from rows exactly
+/// `LANES` wide: `a` holds the first one's two input rows, `b` the second one's; `i00`
+/// the plane indices of each lane's top-left pixel. One [`Vector::deinterleave`] splits
+/// both top rows into even and odd columns, another both bottom rows, so every lane is a
+/// window, its candidates taken in window order `(0,0), (0,1), (1,0), (1,1)` under the NaN
+/// policy as in [`pool2x2_block`]: the same maxima and indices, bit for bit.
+#[inline(always)]
+fn pool_two_rows_argmax<V: Vector>(a: &[V::E], b: &[V::E], i00: V, ww: usize, out: &mut [V::E], arg: &mut [u32]) {
+    let lanes = V::LANES;
+    assert!(a.len() == 2 * lanes && b.len() == 2 * lanes && out.len() == lanes && arg.len() == lanes);
+    // SAFETY: asserted just above: each load is one of the four LANES-element rows, the
+    // stores the whole of `out` and of `arg`.
+    unsafe {
+        let (top_a, bot_a) = (V::load(a.as_ptr()), V::load(a.as_ptr().add(lanes)));
+        let (top_b, bot_b) = (V::load(b.as_ptr()), V::load(b.as_ptr().add(lanes)));
+        let (x00, x01) = V::deinterleave(top_a, top_b);
+        let (x10, x11) = V::deinterleave(bot_a, bot_b);
+        let (one, wv) = (
+            V::splat(<V::E as Float>::ONE),
+            V::splat(<V::E as Float>::from_usize(ww)),
+        );
+        let (mut best, mut bi) = (x00, i00);
+        for (cand, idx) in [(x01, i00.add(one)), (x10, i00.add(wv)), (x11, i00.add(wv).add(one))] {
+            let take = best.takes_over(cand);
+            best = V::select(take, cand, best);
+            bi = V::select(take, idx, bi);
+        }
+        best.store(out.as_mut_ptr());
+        bi.store_index(arg.as_mut_ptr());
+    }
 }
 
 /// Writes the first `arow.len()` (at most `LANES`) float-held indices of `bi` as `u32`.
@@ -557,12 +622,19 @@ impl RowStarts {
     /// The next output row's first input row: `base + 2*oy*W` of plane `base / plane`.
     #[inline(always)]
     fn next_at(&mut self) -> usize {
-        let at = self.base + 2 * self.oy * self.ww;
+        self.next().0
+    }
+
+    /// [`RowStarts::next_at`], and the same row's offset in its own plane, `2*oy*W`.
+    #[inline(always)]
+    fn next(&mut self) -> (usize, usize) {
+        let local = 2 * self.oy * self.ww;
+        let at = self.base + local;
         self.oy += 1;
         if self.oy == self.oh {
             (self.oy, self.base) = (0, self.base + self.plane);
         }
-        at
+        (at, local)
     }
 }
 
