@@ -569,9 +569,8 @@ fn maxpool_forward_geometry_grid_matches_scalar_exactly() {
 /// 2x2 stride-2 pooling with rows narrower than a vector (`OW < LANES`) and several
 /// channels per chunk: the narrow rows' whole-vector loads run on into the next rows and
 /// planes, of which only the row's own lanes may count. Rows exactly a vector wide (2, 4
-/// or 8 on some ISA) pool two output rows per vector, pairing rows across planes where a
-/// plane has an odd number of output rows (heights 2, 3, 9), the chunk's last row alone
-/// when the chunk has an odd number (5 channels of height 2, 3 or 5).
+/// or 8 on some ISA) pool two output rows per vector: heights 2 and 3 give each plane one
+/// output row, so rows pair across planes and the chunk's fifth (its last) goes alone.
 #[test]
 fn maxpool_2x2_narrow_rows_match_scalar_exactly() {
     for h in [2, 3, 4, 5, 8, 9] {
