@@ -283,10 +283,6 @@ fn pool2x2_block<V: Vector>(xp: &[V::E], pitch: usize, i0: usize, ww: usize, ix0
     let i1 = i0 + pitch;
     assert!(i1 + 2 * V::LANES <= xp.len());
     let two = V::splat(<V::E as Float>::from_usize(2));
-    let (one, wv) = (
-        V::splat(<V::E as Float>::ONE),
-        V::splat(<V::E as Float>::from_usize(ww)),
-    );
     // SAFETY: asserted just above: both 2*LANES-element loads lie inside `xp`.
     let ((a, b), (c, d)) = unsafe {
         (
@@ -295,8 +291,20 @@ fn pool2x2_block<V: Vector>(xp: &[V::E], pitch: usize, i0: usize, ww: usize, ix0
         )
     };
     let ia = V::iota().mul(two).add(V::splat(<V::E as Float>::from_usize(ix0)));
-    let (mut best, mut bi) = (a, ia);
-    for (cand, idx) in [(b, ia.add(one)), (c, ia.add(wv)), (d, ia.add(wv).add(one))] {
+    window_max([a, b, c, d], ia, ww)
+}
+
+/// The maximum of each lane's 2x2 window `[(0,0), (0,1), (1,0), (1,1)]`, taken in that
+/// order under the NaN policy, and its plane index (as a float): `i00` for the top-left
+/// pixel, rows `ww` apart.
+#[inline(always)]
+fn window_max<V: Vector>(w: [V; 4], i00: V, ww: usize) -> (V, V) {
+    let (one, wv) = (
+        V::splat(<V::E as Float>::ONE),
+        V::splat(<V::E as Float>::from_usize(ww)),
+    );
+    let (mut best, mut bi) = (w[0], i00);
+    for (cand, idx) in [(w[1], i00.add(one)), (w[2], i00.add(wv)), (w[3], i00.add(wv).add(one))] {
         let take = best.takes_over(cand);
         best = V::select(take, cand, best);
         bi = V::select(take, idx, bi);
@@ -308,8 +316,8 @@ fn pool2x2_block<V: Vector>(xp: &[V::E], pitch: usize, i0: usize, ww: usize, ix0
 /// `LANES` wide: `a` holds the first one's two input rows, `b` the second one's; `i00`
 /// the plane indices of each lane's top-left pixel. One [`Vector::deinterleave`] splits
 /// both top rows into even and odd columns, another both bottom rows, so every lane is a
-/// window, its candidates taken in window order `(0,0), (0,1), (1,0), (1,1)` under the NaN
-/// policy as in [`pool2x2_block`]: the same maxima and indices, bit for bit.
+/// window, reduced by [`window_max`] as in [`pool2x2_block`]: the same maxima and
+/// indices, bit for bit.
 #[inline(always)]
 fn pool_two_rows_argmax<V: Vector>(a: &[V::E], b: &[V::E], i00: V, ww: usize, out: &mut [V::E], arg: &mut [u32]) {
     let lanes = V::LANES;
@@ -321,16 +329,7 @@ fn pool_two_rows_argmax<V: Vector>(a: &[V::E], b: &[V::E], i00: V, ww: usize, ou
         let (top_b, bot_b) = (V::load(b.as_ptr()), V::load(b.as_ptr().add(lanes)));
         let (x00, x01) = V::deinterleave(top_a, top_b);
         let (x10, x11) = V::deinterleave(bot_a, bot_b);
-        let (one, wv) = (
-            V::splat(<V::E as Float>::ONE),
-            V::splat(<V::E as Float>::from_usize(ww)),
-        );
-        let (mut best, mut bi) = (x00, i00);
-        for (cand, idx) in [(x01, i00.add(one)), (x10, i00.add(wv)), (x11, i00.add(wv).add(one))] {
-            let take = best.takes_over(cand);
-            best = V::select(take, cand, best);
-            bi = V::select(take, idx, bi);
-        }
+        let (best, bi) = window_max([x00, x01, x10, x11], i00, ww);
         best.store(out.as_mut_ptr());
         bi.store_index(arg.as_mut_ptr());
     }
