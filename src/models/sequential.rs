@@ -186,10 +186,7 @@ impl<T: Float> Sequential<T> {
         let mut s = input;
         let mut out = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
-            let named = |e| match e {
-                Error::Shape(m) => Error::Shape(format!("{} (layer {}): {m}", layer.name(), i + 1)),
-                other => other,
-            };
+            let named = |e| at_layer(layer.as_ref(), i, e);
             out.push(layer.forward_macs(s).map_err(named)?);
             s = layer.output_shape(s).map_err(named)?;
         }
@@ -299,10 +296,9 @@ impl<T: Float> Sequential<T> {
         self.shapes.clear();
         let mut s = shape;
         for layer in &self.layers {
-            s = layer.output_shape(s).map_err(|e| match e {
-                Error::Shape(m) => Error::Shape(format!("{} (layer {}): {m}", layer.name(), self.shapes.len() + 1)),
-                other => other,
-            })?;
+            s = layer
+                .output_shape(s)
+                .map_err(|e| at_layer(layer.as_ref(), self.shapes.len(), e))?;
             self.shapes.push(s);
         }
         let n = self.shapes.len();
@@ -502,6 +498,15 @@ impl<T: Float> Sequential<T> {
             }
         }
         Ok(correct as f64 / count as f64)
+    }
+}
+
+/// A shape error from layer `i` (0-based) named as the user counts layers:
+/// `"Affine (layer 5): ..."`; other errors unchanged.
+fn at_layer<T: Float>(layer: &dyn Layer<T>, i: usize, e: Error) -> Error {
+    match e {
+        Error::Shape(m) => Error::Shape(format!("{} (layer {}): {m}", layer.name(), i + 1)),
+        other => other,
     }
 }
 
