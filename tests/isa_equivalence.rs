@@ -38,7 +38,8 @@ use scratchnet::kernels::activation::streaming_threshold_bytes;
 use scratchnet::kernels::reference::{conv2d_backward_naive, conv2d_forward_naive, maxpool_forward_naive};
 use scratchnet::kernels::{
     ConvGeometry, Epilogue, Labels, PoolGeometry, bias_epilogue, conv2d_backward, conv2d_backward_scratch_len,
-    conv2d_forward, conv2d_forward_scratch_len, conv2d_relu_pool_forward, conv2d_relu_pool_forward_scratch_len,
+    conv2d_forward, conv2d_forward_scratch_len, conv2d_relu_backward, conv2d_relu_pool_backward,
+    conv2d_relu_pool_forward, conv2d_relu_pool_forward_scratch_len, conv2d_routed_backward_scratch_len,
     leaky_relu_backward, leaky_relu_forward, loss_gradient, maxpool_2x2s2_backward, maxpool_2x2s2_forward,
     maxpool_backward, maxpool_forward, relu_backward, relu_forward, softmax,
 };
@@ -1214,6 +1215,38 @@ fn check_conv_within<T: Elem>(isa: Isa, g: &ConvGeometry, seed: u64, ulps: Optio
     check_exact(&format!("{isa:?} conv dW {g:?}"), &dw, &cast::<T>(&ndw))?;
     check_exact(&format!("{isa:?} conv db {g:?}"), &db, &cast::<T>(&ndb))?;
 
+    // The backward through a ReLU, routed inside the chunks, against relu_backward then
+    // conv2d_backward on the same ISA, bit for bit. `out` is the forward before the ReLU
+    // (negatives, zeros and positives) with a NaN, which passes no gradient.
+    let mut out = want_t.clone();
+    let mid = out.len() / 2;
+    out[mid] = nan;
+    let mut dz = vec![nan; out.len()];
+    relu_backward(&out, &dt, &mut dz).map_err(|e| e.to_string())?;
+    let (mut dx, mut dw, mut db) = (vec![nan; x.len()], vec![nan; w.len()], vec![nan; b.len()]);
+    conv2d_backward(g, &xt, &wt, &dz, Some(&mut dx), &mut dw, &mut db, &mut scratch).map_err(|e| e.to_string())?;
+    let mut rscratch = vec![nan; conv2d_routed_backward_scratch_len::<T>(g)];
+    let (mut rdx, mut rdw, mut rdb) = (vec![nan; x.len()], vec![nan; w.len()], vec![nan; b.len()]);
+    conv2d_relu_backward(
+        g,
+        &xt,
+        &wt,
+        &out,
+        &dt,
+        Some(&mut rdx),
+        &mut rdw,
+        &mut rdb,
+        &mut rscratch,
+    )
+    .map_err(|e| e.to_string())?;
+    for (part, got, want) in [("dx", &rdx, &dx), ("dW", &rdw, &dw), ("db", &rdb, &db)] {
+        check_exact(&format!("{isa:?} conv-relu backward {part} {g:?}"), got, want)?;
+    }
+    // Without dx (the first layer's case): the same weight and bias gradients.
+    conv2d_relu_backward(g, &xt, &wt, &out, &dt, None, &mut rdw, &mut rdb, &mut rscratch).map_err(|e| e.to_string())?;
+    check_exact(&format!("{isa:?} conv-relu backward dW, no dx {g:?}"), &rdw, &dw)?;
+    check_exact(&format!("{isa:?} conv-relu backward db, no dx {g:?}"), &rdb, &db)?;
+
     let [n, c, h, wd] = g.output_shape();
     if h >= 2 && wd >= 2 {
         let pool = PoolGeometry::new([n, c, h, wd], [2, 2], 2, 0).map_err(|e| e.to_string())?;
@@ -1266,6 +1299,37 @@ fn check_conv_within<T: Elem>(isa: Isa, g: &ConvGeometry, seed: u64, ulps: Optio
             &got_args,
             &want_args,
         )?;
+
+        // Its backward, routed inside the chunks, against relu_backward, maxpool_backward
+        // and conv2d_backward on the same ISA, bit for bit; one pooled output NaN.
+        out[0] = nan;
+        let dp = cast::<T>(&conv_ints(&mut r, pool.output_len(), 3));
+        let mut da = vec![nan; out.len()];
+        relu_backward(&out, &dp, &mut da).map_err(|e| e.to_string())?;
+        let mut dz = vec![nan; g.output_len()];
+        maxpool_backward(&pool, &da, &arg, &mut dz).map_err(|e| e.to_string())?;
+        let (mut dx, mut dw, mut db) = (vec![nan; x.len()], vec![nan; w.len()], vec![nan; b.len()]);
+        let mut scratch = vec![nan; conv2d_backward_scratch_len::<T>(g)];
+        conv2d_backward(g, &xt, &wt, &dz, Some(&mut dx), &mut dw, &mut db, &mut scratch).map_err(|e| e.to_string())?;
+        let mut rscratch = vec![nan; conv2d_routed_backward_scratch_len::<T>(g)];
+        let (mut rdx, mut rdw, mut rdb) = (vec![nan; x.len()], vec![nan; w.len()], vec![nan; b.len()]);
+        conv2d_relu_pool_backward(
+            g,
+            &pool,
+            &xt,
+            &wt,
+            &out,
+            &dp,
+            &arg,
+            Some(&mut rdx),
+            &mut rdw,
+            &mut rdb,
+            &mut rscratch,
+        )
+        .map_err(|e| e.to_string())?;
+        for (part, got, want) in [("dx", &rdx, &dx), ("dW", &rdw, &dw), ("db", &rdb, &db)] {
+            check_exact(&format!("{isa:?} conv-relu-pool backward {part} {g:?}"), got, want)?;
+        }
     }
     Ok(())
 }

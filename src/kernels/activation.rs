@@ -378,6 +378,23 @@ pub fn relu_backward<T: Float>(x: &[T], dout: &[T], dx: &mut [T]) -> Result<()> 
     map2(x, dout, dx, ReluB)
 }
 
+/// [`relu_backward`] on the calling thread with a resolved ISA, for kernels that route a
+/// gradient through ReLU piece by piece inside their own parallel chunks. The three
+/// slices have one length (callers slice them from checked buffers).
+pub(crate) fn relu_backward_on<T: Float>(isa: Isa, x: &[T], dout: &[T], dx: &mut [T]) {
+    debug_assert!(x.len() == dx.len() && dout.len() == dx.len());
+    run_on(
+        isa,
+        Map2 {
+            x,
+            d: dout,
+            out: dx,
+            f: ReluB,
+            stream: false,
+        },
+    );
+}
+
 /// LeakyReLU forward: `out = x` where `x > 0`, else `alpha*x` (NaN propagates).
 ///
 /// # Errors

@@ -26,7 +26,7 @@
 
 use crate::error::{Error, Result, check_len};
 use crate::float::Float;
-use crate::kernels::activation::{Epilogue, apply_bias_epilogue};
+use crate::kernels::activation::{Epilogue, apply_bias_epilogue, relu_backward_on};
 use crate::kernels::direct::{direct_applies, direct_conv_on, direct_flat_on, transpose_filters};
 use crate::kernels::direct_dw::direct_dw_on;
 use crate::kernels::gemm::{
@@ -38,7 +38,7 @@ use crate::kernels::im2col::{
     col2im_group_on, col2im_window_on, compact_image_on, expand_group_on, im2col_group_on, im2col_group_padded_len,
     pad_group_on,
 };
-use crate::kernels::maxpool::{pool_planes, pool2x2_pitched, pools_pitched};
+use crate::kernels::maxpool::{pool_planes, pool2x2_pitched, pools_pitched, scatter_planes};
 use crate::kernels::par::{chunking, for_each_chunk1, for_each_chunk2, for_each_chunk3};
 use crate::kernels::winograd::{
     WinogradOut, winograd_applies, winograd_dw_finish, winograd_dw_on, winograd_dw_ws_len, winograd_filters_len,
@@ -78,6 +78,8 @@ pub(crate) fn workspace_fits(g: &ConvGeometry) -> bool {
         conv2d_backward_scratch_len::<f64>(g),
         conv2d_relu_pool_forward_scratch_len::<f32>(g),
         conv2d_relu_pool_forward_scratch_len::<f64>(g),
+        conv2d_routed_backward_scratch_len::<f32>(g),
+        conv2d_routed_backward_scratch_len::<f64>(g),
     ]
     .iter()
     .all(|&n| n < usize::MAX)
@@ -734,17 +736,202 @@ pub fn conv2d_backward<T: Float>(
     db: &mut [T],
     scratch: &mut [T],
 ) -> Result<()> {
+    check_len("conv output gradient dout", g.output_len(), dout.len())?;
+    backward(g, x, w, OutGrad::Plain(dout), dx, dw, db, scratch)
+}
+
+/// Scratch elements [`conv2d_relu_backward`] and [`conv2d_relu_pool_backward`] need for
+/// geometry `g`: [`conv2d_backward_scratch_len`]'s, plus room in every chunk for one
+/// group's output gradient.
+pub fn conv2d_routed_backward_scratch_len<T: Float>(g: &ConvGeometry) -> usize {
+    conv2d_backward_scratch_len::<T>(g).saturating_add(chunking(g.window.batch).0.saturating_mul(routed_slot::<T>(g)))
+}
+
+/// One group's convolution output gradient, built in a chunk's workspace by the routed
+/// backward passes.
+fn routed_slot<T>(g: &ConvGeometry) -> usize {
+    cache_round::<T>(group_images(g).saturating_mul(g.out_image_len()))
+}
+
+/// Convolution with a ReLU epilogue (`out = relu(conv(x) + b)`), backward: as
+/// [`conv2d_backward`] with `dz = dout` where `out > 0`, else 0 (NaN outputs pass no
+/// gradient), as [`crate::kernels::relu_backward`] computes it; but `dz` is built group
+/// by group inside the backward's chunks, while in cache, and never written whole.
+/// Results are bit for bit those of the two calls.
+///
+/// `out` and `dout` have the convolution's output shape `(N, FN, OH, OW)`; `scratch`
+/// holds [`conv2d_routed_backward_scratch_len`] elements.
+///
+/// # Errors
+/// [`Error::Length`] when a slice's length disagrees with `g`; [`Error::Isa`].
+///
+/// # Example
+/// ```
+/// use scratchnet::kernels::{ConvGeometry, conv2d_backward, conv2d_backward_scratch_len,
+///     conv2d_relu_backward, conv2d_routed_backward_scratch_len, relu_backward};
+/// let g = ConvGeometry::new([2, 1, 4, 4], 2, [3, 3], 1, 1).unwrap();
+/// let x: Vec<f32> = (0..32).map(|i| (i % 5) as f32 - 2.0).collect();
+/// let w: Vec<f32> = (0..18).map(|i| (i % 3) as f32 - 1.0).collect();
+/// let out: Vec<f32> = (0..64).map(|i| (i % 4) as f32 - 1.5).collect();
+/// let dout = vec![1.0f32; 64];
+/// let (mut dw, mut db, mut dx) = (vec![0.0; 18], vec![0.0; 2], vec![0.0; 32]);
+/// let mut scratch = vec![0.0; conv2d_routed_backward_scratch_len::<f32>(&g)];
+/// conv2d_relu_backward(&g, &x, &w, &out, &dout, Some(&mut dx), &mut dw, &mut db, &mut scratch)
+///     .unwrap();
+/// // The same as the ReLU's backward, then the convolution's.
+/// let mut dz = vec![0.0; 64];
+/// relu_backward(&out, &dout, &mut dz).unwrap();
+/// let (mut dw2, mut db2, mut dx2) = (vec![0.0; 18], vec![0.0; 2], vec![0.0; 32]);
+/// let mut scratch2 = vec![0.0; conv2d_backward_scratch_len::<f32>(&g)];
+/// conv2d_backward(&g, &x, &w, &dz, Some(&mut dx2), &mut dw2, &mut db2, &mut scratch2).unwrap();
+/// assert_eq!((dw, db, dx), (dw2, db2, dx2));
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_relu_backward<T: Float>(
+    g: &ConvGeometry,
+    x: &[T],
+    w: &[T],
+    out: &[T],
+    dout: &[T],
+    dx: Option<&mut [T]>,
+    dw: &mut [T],
+    db: &mut [T],
+    scratch: &mut [T],
+) -> Result<()> {
+    check_len("conv-relu output", g.output_len(), out.len())?;
+    check_len("conv-relu output gradient dout", g.output_len(), dout.len())?;
+    backward(g, x, w, OutGrad::Relu { out, dout }, dx, dw, db, scratch)
+}
+
+/// Fused convolution -> ReLU -> max-pooling ([`conv2d_relu_pool_forward`]), backward:
+/// as [`conv2d_backward`] with the convolution's output gradient `dz` routed from the
+/// pooled gradient `dout`: zero, plus `dout` at each pooled output's arg-max where that
+/// output is positive ([`crate::kernels::relu_backward`], then
+/// [`crate::kernels::maxpool_backward`]). `dz` is built group by group inside the
+/// backward's chunks, while in cache, and never written whole; results are bit for bit
+/// those of the three calls.
+///
+/// `out`, `dout` and `argmax` have `pool`'s output shape, `argmax` as the forward wrote
+/// it; `scratch` holds [`conv2d_routed_backward_scratch_len`] elements.
+///
+/// # Errors
+/// [`Error::Shape`] when `pool`'s input is not the convolution's output shape or an
+/// arg-max lies outside its plane (the outputs are then unspecified); [`Error::Length`]
+/// when a slice disagrees with the geometries; [`Error::Isa`].
+///
+/// # Example
+/// ```
+/// use scratchnet::kernels::{ConvGeometry, PoolGeometry, conv2d_relu_pool_backward,
+///     conv2d_relu_pool_forward, conv2d_relu_pool_forward_scratch_len,
+///     conv2d_routed_backward_scratch_len};
+/// let g = ConvGeometry::new([1, 1, 4, 4], 1, [3, 3], 1, 1).unwrap();
+/// let pg = PoolGeometry::new(g.output_shape(), [2, 2], 2, 0).unwrap();
+/// let x: Vec<f64> = (0..16).map(|i| i as f64).collect();
+/// let (w, b) = ([0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0], [-6.0]); // the centre tap
+/// let (mut out, mut argmax) = (vec![0.0; 4], vec![0u32; 4]);
+/// let mut scratch = vec![0.0; conv2d_relu_pool_forward_scratch_len::<f64>(&g)];
+/// conv2d_relu_pool_forward(&g, &pg, &x, &w, &b, &mut out, &mut argmax, &mut scratch).unwrap();
+/// assert_eq!(out, [0.0, 1.0, 7.0, 9.0]); // relu(max - 6): the first window's max is 5
+/// let (mut dw, mut db, mut dx) = (vec![0.0; 9], vec![0.0; 1], vec![0.0; 16]);
+/// let mut scratch = vec![0.0; conv2d_routed_backward_scratch_len::<f64>(&g)];
+/// let dout = [1.0; 4];
+/// conv2d_relu_pool_backward(&g, &pg, &x, &w, &out, &dout, &argmax, Some(&mut dx), &mut dw, &mut db,
+///     &mut scratch).unwrap();
+/// // Three windows pass their gradient, each to its maximum (the bottom-right pixel).
+/// assert_eq!(db, [3.0]);
+/// assert_eq!(dx[5], 0.0);
+/// assert_eq!((dx[7], dx[13], dx[15]), (1.0, 1.0, 1.0));
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_relu_pool_backward<T: Float>(
+    g: &ConvGeometry,
+    pool: &PoolGeometry,
+    x: &[T],
+    w: &[T],
+    out: &[T],
+    dout: &[T],
+    argmax: &[u32],
+    dx: Option<&mut [T]>,
+    dw: &mut [T],
+    db: &mut [T],
+    scratch: &mut [T],
+) -> Result<()> {
+    check_pool_input(g, pool)?;
+    check_len("conv-relu-pool output", pool.output_len(), out.len())?;
+    check_len("conv-relu-pool output gradient dout", pool.output_len(), dout.len())?;
+    check_len("conv-relu-pool argmax", pool.output_len(), argmax.len())?;
+    let src = OutGrad::ReluPool {
+        oplane: pool.window.out_pixels(),
+        out,
+        dout,
+        argmax,
+    };
+    backward(g, x, w, src, dx, dw, db, scratch)
+}
+
+/// `pool`'s input must be the convolution's output.
+fn check_pool_input(g: &ConvGeometry, pool: &PoolGeometry) -> Result<()> {
+    let pw = &pool.window;
+    if [pw.batch, pw.channels, pw.height, pw.width] != g.output_shape() {
+        return Err(Error::Shape(format!(
+            "fused conv-relu-pool: pooling input ({}, {}, {}, {}) is not the convolution output {:?}",
+            pw.batch,
+            pw.channels,
+            pw.height,
+            pw.width,
+            g.output_shape()
+        )));
+    }
+    Ok(())
+}
+
+/// Where the backward pass's convolution output gradient comes from (lengths checked by
+/// the public entry points).
+#[derive(Clone, Copy)]
+enum OutGrad<'a, T> {
+    /// Given whole.
+    Plain(&'a [T]),
+    /// Through a ReLU on the output `out`.
+    Relu { out: &'a [T], dout: &'a [T] },
+    /// Through ReLU and max-pooling: pooled outputs, their gradient and arg-max,
+    /// `oplane` per pooled plane.
+    ReluPool {
+        oplane: usize,
+        out: &'a [T],
+        dout: &'a [T],
+        argmax: &'a [u32],
+    },
+}
+
+/// [`conv2d_backward`] from any [`OutGrad`].
+#[allow(clippy::too_many_arguments)]
+fn backward<T: Float>(
+    g: &ConvGeometry,
+    x: &[T],
+    w: &[T],
+    src: OutGrad<'_, T>,
+    dx: Option<&mut [T]>,
+    dw: &mut [T],
+    db: &mut [T],
+    scratch: &mut [T],
+) -> Result<()> {
     let win = &g.window;
     check_len("conv input x", win.input_len(), x.len())?;
     check_len("conv weights W (FN*C*FH*FW)", g.weight_len(), w.len())?;
-    check_len("conv output gradient dout", g.output_len(), dout.len())?;
     check_len("conv weight gradient dW", g.weight_len(), dw.len())?;
     check_len("conv bias gradient db", g.filters, db.len())?;
     if let Some(dx) = dx.as_deref() {
         check_len("conv input gradient dx", win.input_len(), dx.len())?;
     }
-    let need = conv2d_backward_scratch_len::<T>(g);
+    let routed = !matches!(src, OutGrad::Plain(_));
+    let (need, dz_slot) = if routed {
+        (conv2d_routed_backward_scratch_len::<T>(g), routed_slot::<T>(g))
+    } else {
+        (conv2d_backward_scratch_len::<T>(g), 0)
+    };
     check_scratch("conv backward scratch", need, scratch.len())?;
+    // One more than the largest out-of-plane arg-max seen (0: none).
+    let bad_argmax = std::sync::atomic::AtomicU64::new(0);
     // One dispatch for the whole call; the per-image im2col/col2im below reuse it.
     let isa = crate::simd::active_isa()?;
     let (chunks, per) = chunking(win.batch);
@@ -757,7 +944,7 @@ pub fn conv2d_backward<T: Float>(
         g.filters,
     );
     let slots = backward_slots::<T>(g);
-    let per_chunk = total(&slots);
+    let per_chunk = total(&slots) + dz_slot;
     let nb = group_images(g);
     let (wino_dw, dacc) = (winograd_dw(g), dw_acc_len(g));
     let (wbuf, scratch) = scratch[..need].split_at_mut(packed_wt_len::<T>(g));
@@ -787,8 +974,9 @@ pub fn conv2d_backward<T: Float>(
         let (dcol, rest) = rest.split_at_mut(slots[1]);
         let (dgroup, rest) = rest.split_at_mut(slots[2]);
         let (padded, rest) = rest.split_at_mut(slots[3]);
+        let (acc, dzbuf) = rest.split_at_mut(slots[4]);
         // This chunk's dW^T (K x FN), or dU (16, C, FN), and db.
-        let (dwt_part, db_part) = rest[..dacc + fnum].split_at_mut(dacc);
+        let (dwt_part, db_part) = acc[..dacc + fnum].split_at_mut(dacc);
         dwt_part.fill(T::ZERO);
         db_part.fill(T::ZERO);
         let images = if want_dx {
@@ -800,7 +988,31 @@ pub fn conv2d_backward<T: Float>(
             let cnt = nb.min(images - g0);
             let ld = cnt * p;
             let first = ci * per + g0;
-            let douts = &dout[first * oimg..(first + cnt) * oimg];
+            let zr = first * oimg..(first + cnt) * oimg;
+            // The group's output gradient: given, or routed into the chunk's slot.
+            let douts: &[T] = match src {
+                OutGrad::Plain(dout) => &dout[zr],
+                OutGrad::Relu { out, dout } => {
+                    let dz = &mut dzbuf[..cnt * oimg];
+                    relu_backward_on(isa, &out[zr.clone()], &dout[zr], dz);
+                    dz
+                }
+                OutGrad::ReluPool {
+                    oplane,
+                    out,
+                    dout,
+                    argmax,
+                } => {
+                    let dz = &mut dzbuf[..cnt * oimg];
+                    let pr = first * fnum * oplane..(first + cnt) * fnum * oplane;
+                    let (am, d, o) = (&argmax[pr.clone()], &dout[pr.clone()], &out[pr]);
+                    let worst = scatter_planes(dz, p, am, d, Some(o));
+                    if worst > 0 {
+                        bad_argmax.fetch_max(worst, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    dz
+                }
+            };
             for d_n in douts.chunks_exact(oimg) {
                 for (acc, row) in db_part.iter_mut().zip(d_n.chunks_exact(p)) {
                     *acc += sum8(row);
@@ -898,6 +1110,14 @@ pub fn conv2d_backward<T: Float>(
         Some(dx) => for_each_chunk2(scratch, per_chunk, dx, per * img, |ci, ws, d| run(ci, ws, d)),
         None => for_each_chunk1(scratch, per_chunk, |ci, ws| run(ci, ws, &mut [])),
     }
+    if let b @ 1.. = bad_argmax.into_inner() {
+        return Err(Error::Shape(format!(
+            "conv-relu-pool argmax {} is outside the {}x{} plane",
+            b - 1,
+            win.out_h,
+            win.out_w
+        )));
+    }
     // Reduce the partial sums in chunk order, element by element into the first chunk's
     // (contiguous, so vectorised), then transpose dW^T into dw once.
     if chunks == 0 {
@@ -963,16 +1183,7 @@ pub fn conv2d_relu_pool_forward<T: Float>(
 ) -> Result<()> {
     let win = &g.window;
     let pw = &pool.window;
-    if [pw.batch, pw.channels, pw.height, pw.width] != g.output_shape() {
-        return Err(Error::Shape(format!(
-            "fused conv-relu-pool: pooling input ({}, {}, {}, {}) is not the convolution output {:?}",
-            pw.batch,
-            pw.channels,
-            pw.height,
-            pw.width,
-            g.output_shape()
-        )));
-    }
+    check_pool_input(g, pool)?;
     check_len("conv input x", win.input_len(), x.len())?;
     check_len("conv weights W (FN*C*FH*FW)", g.weight_len(), w.len())?;
     check_len("conv bias b (FN)", g.filters, b.len())?;

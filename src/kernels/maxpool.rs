@@ -498,17 +498,8 @@ pub fn maxpool_backward<T: Float>(g: &PoolGeometry, dout: &[T], argmax: &[u32], 
     let oplane = w.out_pixels();
     for_each_chunk1(dx, per * w.channels * plane, |ci, dx_c| {
         let o0 = ci * per * w.channels * oplane;
-        let mut worst = 0u64;
-        for (pi, dxp) in dx_c.chunks_exact_mut(plane).enumerate() {
-            dxp.fill(T::ZERO);
-            let base = o0 + pi * oplane;
-            for (&a, &d) in argmax[base..base + oplane].iter().zip(&dout[base..base + oplane]) {
-                match dxp.get_mut(a as usize) {
-                    Some(v) => *v += d,
-                    None => worst = worst.max(u64::from(a) + 1),
-                }
-            }
-        }
+        let n = dx_c.len() / plane.max(1) * oplane;
+        let worst = scatter_planes(dx_c, plane, &argmax[o0..o0 + n], &dout[o0..o0 + n], None);
         if worst > 0 {
             bad.fetch_max(worst, std::sync::atomic::Ordering::Relaxed);
         }
@@ -522,6 +513,42 @@ pub fn maxpool_backward<T: Float>(g: &PoolGeometry, dout: &[T], argmax: &[u32], 
             w.width
         ))),
     }
+}
+
+/// Max-pooling's backward scatter over whole planes: each `plane`-long plane of `dx` is
+/// zeroed, then gets `dout` added at its arg-max, plane `i` reading the `i`-th
+/// `argmax.len() / planes` entries of `argmax` and `dout` in order. With `relu_out`
+/// (the pooled outputs, after a ReLU), an entry adds `dout` where its output is positive
+/// and zero elsewhere: [`crate::kernels::relu_backward`] and the scatter in one pass, the
+/// same additions in the same order. Entries outside their plane are skipped; returns
+/// one more than the largest of them (0 when there are none).
+pub(crate) fn scatter_planes<T: Float>(
+    dx: &mut [T],
+    plane: usize,
+    argmax: &[u32],
+    dout: &[T],
+    relu_out: Option<&[T]>,
+) -> u64 {
+    let planes = dx.len() / plane.max(1);
+    let oplane = argmax.len() / planes.max(1);
+    debug_assert!(dout.len() == argmax.len() && planes * oplane == argmax.len());
+    let mut worst = 0u64;
+    for (pi, dxp) in dx.chunks_exact_mut(plane.max(1)).enumerate() {
+        dxp.fill(T::ZERO);
+        let r = pi * oplane..(pi + 1) * oplane;
+        let (am, d) = (&argmax[r.clone()], &dout[r.clone()]);
+        let mut add = |a: u32, v: T| match dxp.get_mut(a as usize) {
+            Some(x) => *x += v,
+            None => worst = worst.max(u64::from(a) + 1),
+        };
+        match relu_out {
+            None => am.iter().zip(d).for_each(|(&a, &v)| add(a, v)),
+            Some(out) => am.iter().zip(d).zip(&out[r]).for_each(|((&a, &v), &o)| {
+                add(a, if o > T::ZERO { v } else { T::ZERO });
+            }),
+        }
+    }
+    worst
 }
 
 fn check_2x2s2(g: &PoolGeometry) -> Result<()> {

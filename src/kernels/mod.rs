@@ -28,8 +28,9 @@ pub use batchnorm::{
     BATCHNORM_EPS, BatchNormShape, batchnorm_backward, batchnorm_forward_infer, batchnorm_forward_train,
 };
 pub use conv::{
-    conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv2d_forward_scratch_len, conv2d_relu_pool_forward,
-    conv2d_relu_pool_forward_scratch_len,
+    conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv2d_forward_scratch_len, conv2d_relu_backward,
+    conv2d_relu_pool_backward, conv2d_relu_pool_forward, conv2d_relu_pool_forward_scratch_len,
+    conv2d_routed_backward_scratch_len,
 };
 pub use dropout::{check_dropout_ratio, dropout_apply, dropout_mask, dropout_mask_chacha, dropout_scale};
 pub use geometry::{ConvGeometry, PoolGeometry, WindowGeometry};

@@ -6,8 +6,8 @@ use aligned_vec::AVec;
 use crate::error::{Error, Result, check_len};
 use crate::float::Float;
 use crate::kernels::{
-    ConvGeometry, PoolGeometry, conv2d_backward, conv2d_backward_scratch_len, conv2d_relu_pool_forward,
-    conv2d_relu_pool_forward_scratch_len, maxpool_backward,
+    ConvGeometry, PoolGeometry, conv2d_relu_pool_backward, conv2d_relu_pool_forward,
+    conv2d_relu_pool_forward_scratch_len, conv2d_routed_backward_scratch_len,
 };
 use crate::layers::Convolution;
 
@@ -17,8 +17,8 @@ use crate::layers::Convolution;
 /// pooling (both commute with max).
 ///
 /// Backward routes `dout` through the ReLU (where the pooled output is positive) and the
-/// pooling arg-max into the convolution's output gradient, then runs the convolution's
-/// backward.
+/// pooling arg-max into the convolution's output gradient, group by group inside the
+/// convolution's backward ([`crate::kernels::conv2d_relu_pool_backward`]).
 #[derive(Debug, Clone)]
 pub struct ConvReLUPool<T: Float> {
     w: Vec<T>,
@@ -33,8 +33,6 @@ pub struct ConvReLUPool<T: Float> {
     pool_pad: usize,
     geom: Option<(ConvGeometry, PoolGeometry)>,
     argmax: Vec<u32>,
-    dz: Vec<T>,
-    dpool: Vec<T>,
     /// Per-chunk workspaces, 64-byte aligned (the kernels round each to whole cache lines).
     scratch: AVec<T>,
 }
@@ -63,8 +61,6 @@ impl<T: Float> ConvReLUPool<T> {
             pool_pad,
             geom: None,
             argmax: Vec::new(),
-            dz: Vec::new(),
-            dpool: Vec::new(),
             scratch: AVec::new(64),
         })
     }
@@ -106,7 +102,7 @@ impl<T: Float> Layer<T> for ConvReLUPool<T> {
     fn forward(&mut self, x: &[T], shape: Shape, out: &mut [T], _mode: Mode) -> Result<()> {
         let (g, pg) = self.geometry(shape)?;
         check_io("ConvReLUPool input x", x, shape, out, Shape::new(&pg.output_shape())?)?;
-        let need = conv2d_relu_pool_forward_scratch_len::<T>(&g).max(conv2d_backward_scratch_len::<T>(&g));
+        let need = conv2d_relu_pool_forward_scratch_len::<T>(&g).max(conv2d_routed_backward_scratch_len::<T>(&g));
         if self.scratch.len() < need {
             self.scratch.resize(need, T::ZERO);
         }
@@ -120,15 +116,14 @@ impl<T: Float> Layer<T> for ConvReLUPool<T> {
             .geom
             .ok_or_else(|| Error::State("ConvReLUPool::backward called before forward".into()))?;
         check_len("ConvReLUPool output", pg.output_len(), out.len())?;
-        self.dpool.resize(out.len(), T::ZERO);
-        crate::kernels::relu_backward(out, dout, &mut self.dpool)?;
-        self.dz.resize(g.output_len(), T::ZERO);
-        maxpool_backward(&pg, &self.dpool, &self.argmax, &mut self.dz)?;
-        conv2d_backward(
+        conv2d_relu_pool_backward(
             &g,
+            &pg,
             x,
             &self.w,
-            &self.dz,
+            out,
+            dout,
+            &self.argmax,
             dx,
             &mut self.dw,
             &mut self.db,

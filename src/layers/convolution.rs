@@ -7,6 +7,7 @@ use crate::error::{Error, Result, ShapeFmt, check_len};
 use crate::float::Float;
 use crate::kernels::{
     ConvGeometry, Epilogue, conv2d_backward, conv2d_backward_scratch_len, conv2d_forward, conv2d_forward_scratch_len,
+    conv2d_relu_backward, conv2d_routed_backward_scratch_len,
 };
 
 /// `Convolution(W, b, stride=1, pad=0)`: `W` is `(FN, C, FH, FW)`, `b` is `(FN,)`;
@@ -28,7 +29,6 @@ pub struct Convolution<T: Float> {
     geom: Option<ConvGeometry>,
     /// Per-chunk workspaces, 64-byte aligned (the kernels round each to whole cache lines).
     scratch: AVec<T>,
-    relu_grad: Vec<T>,
 }
 
 impl<T: Float> Convolution<T> {
@@ -61,7 +61,6 @@ impl<T: Float> Convolution<T> {
             epilogue: Epilogue::None,
             geom: None,
             scratch: AVec::new(64),
-            relu_grad: Vec::new(),
         })
     }
 
@@ -143,7 +142,10 @@ impl<T: Float> Layer<T> for Convolution<T> {
     fn forward(&mut self, x: &[T], shape: Shape, out: &mut [T], _mode: Mode) -> Result<()> {
         let g = self.geometry(shape)?;
         check_io("Convolution input x", x, shape, out, Shape::new(&g.output_shape())?)?;
-        let need = conv2d_forward_scratch_len::<T>(&g).max(conv2d_backward_scratch_len::<T>(&g));
+        let need = conv2d_forward_scratch_len::<T>(&g).max(match self.epilogue {
+            Epilogue::None => conv2d_backward_scratch_len::<T>(&g),
+            Epilogue::Relu => conv2d_routed_backward_scratch_len::<T>(&g),
+        });
         if self.scratch.len() < need {
             self.scratch.resize(need, T::ZERO);
         }
@@ -157,16 +159,22 @@ impl<T: Float> Layer<T> for Convolution<T> {
             .ok_or_else(|| Error::State("Convolution::backward called before forward".into()))?;
         check_len("Convolution output", g.output_len(), out.len())?;
         check_len("Convolution dout", g.output_len(), dout.len())?;
-        let dout = match self.epilogue {
-            Epilogue::None => dout,
-            Epilogue::Relu => {
-                // ReLU's gradient from the output's sign: no mask stored.
-                self.relu_grad.resize(dout.len(), T::ZERO);
-                crate::kernels::relu_backward(out, dout, &mut self.relu_grad)?;
-                &self.relu_grad
-            }
-        };
-        conv2d_backward(&g, x, &self.w, dout, dx, &mut self.dw, &mut self.db, &mut self.scratch)
+        match self.epilogue {
+            Epilogue::None => conv2d_backward(&g, x, &self.w, dout, dx, &mut self.dw, &mut self.db, &mut self.scratch),
+            // ReLU's gradient from the output's sign (no mask stored), routed group by
+            // group inside the convolution's backward.
+            Epilogue::Relu => conv2d_relu_backward(
+                &g,
+                x,
+                &self.w,
+                out,
+                dout,
+                dx,
+                &mut self.dw,
+                &mut self.db,
+                &mut self.scratch,
+            ),
+        }
     }
 
     fn forward_macs(&self, input: Shape) -> Result<u64> {

@@ -10,9 +10,9 @@ use scratchnet::kernels::{
     AffineShape, BatchNormShape, Col2ImMode, ConvGeometry, Epilogue, Labels, PoolGeometry, WindowGeometry,
     affine_backward, affine_forward, batchnorm_backward, batchnorm_forward_infer, batchnorm_forward_train,
     check_dropout_ratio, col2im_image, col2im_reference, conv2d_backward, conv2d_backward_scratch_len, conv2d_forward,
-    conv2d_forward_scratch_len, cross_entropy_error, dropout_scale, im2col_image, im2col_reference,
-    leaky_relu_backward, leaky_relu_forward, loss_gradient, maxpool_backward, maxpool_forward, mean_squared_error,
-    relu_backward, relu_forward, softmax,
+    conv2d_forward_scratch_len, conv2d_relu_backward, conv2d_relu_pool_backward, conv2d_routed_backward_scratch_len,
+    cross_entropy_error, dropout_scale, im2col_image, im2col_reference, leaky_relu_backward, leaky_relu_forward,
+    loss_gradient, maxpool_backward, maxpool_forward, mean_squared_error, relu_backward, relu_forward, softmax,
 };
 use scratchnet::layers::{
     Affine, BatchNormalization, Convolution, Dropout, Layer, LeakyReLU, Loss, MaxPooling, MeanSquaredLoss, Mode, ReLU,
@@ -320,6 +320,122 @@ fn conv_backward_lengths() {
         need - 1,
     );
     assert!(conv2d_backward(&g, &x, &w, &d, Some(&mut dx), &mut dw, &mut db, &mut s).is_ok());
+}
+
+/// The routed backward passes (through a ReLU; through ReLU and max-pooling): the
+/// convolution's lengths as [`conv_backward_lengths`], plus their own inputs, the pooling
+/// geometry, the larger scratch and an arg-max outside its plane.
+#[test]
+fn conv_routed_backward_errors() {
+    let g = conv_geometry();
+    let (x, w, o, d) = (
+        vec![0.5f64; 120],
+        vec![0.5f64; 72],
+        vec![1.0f64; 200],
+        vec![1.0f64; 200],
+    );
+    let (mut dx, mut dw, mut db) = (vec![0.0f64; 120], vec![0.0f64; 72], vec![0.0f64; 4]);
+    let short = conv2d_backward_scratch_len::<f64>(&g);
+    let need = conv2d_routed_backward_scratch_len::<f64>(&g);
+    assert!(need > short, "the routed passes need room for a group's gradient");
+    let mut s = vec![0.0f64; need];
+    len_err(
+        conv2d_relu_backward(&g, &x, &w, &o[..199], &d, None, &mut dw, &mut db, &mut s),
+        "conv-relu output",
+        200,
+        199,
+    );
+    len_err(
+        conv2d_relu_backward(&g, &x, &w, &o, &d[..3], None, &mut dw, &mut db, &mut s),
+        "conv-relu output gradient dout",
+        200,
+        3,
+    );
+    len_err(
+        conv2d_relu_backward(&g, &x[..1], &w, &o, &d, None, &mut dw, &mut db, &mut s),
+        "conv input x",
+        120,
+        1,
+    );
+    len_err(
+        conv2d_relu_backward(&g, &x, &w, &o, &d, None, &mut dw, &mut db, &mut s[..short]),
+        "conv backward scratch",
+        need,
+        short,
+    );
+    conv2d_relu_backward(&g, &x, &w, &o, &d, Some(&mut dx), &mut dw, &mut db, &mut s).unwrap();
+    // Every output positive, dout 1: db is the pixel count per filter.
+    assert_eq!(db, [50.0; 4]);
+
+    // Output (2, 4, 5, 5) pooled 2x2 stride 2: (2, 4, 2, 2), 32 values.
+    let pg = PoolGeometry::new([2, 4, 5, 5], [2, 2], 2, 0).unwrap();
+    let (po, pd) = (vec![1.0f64; 32], vec![1.0f64; 32]);
+    let args = vec![0u32; 32];
+    let other = PoolGeometry::new([2, 4, 5, 4], [2, 2], 2, 0).unwrap();
+    err(
+        conv2d_relu_pool_backward(&g, &other, &x, &w, &po, &pd, &args, None, &mut dw, &mut db, &mut s),
+        |e| matches!(e, Error::Shape(_)),
+        &["pooling input (2, 4, 5, 4)", "[2, 4, 5, 5]"],
+    );
+    len_err(
+        conv2d_relu_pool_backward(&g, &pg, &x, &w, &po[..31], &pd, &args, None, &mut dw, &mut db, &mut s),
+        "conv-relu-pool output",
+        32,
+        31,
+    );
+    len_err(
+        conv2d_relu_pool_backward(&g, &pg, &x, &w, &po, &pd[..2], &args, None, &mut dw, &mut db, &mut s),
+        "conv-relu-pool output gradient dout",
+        32,
+        2,
+    );
+    len_err(
+        conv2d_relu_pool_backward(&g, &pg, &x, &w, &po, &pd, &args[..9], None, &mut dw, &mut db, &mut s),
+        "conv-relu-pool argmax",
+        32,
+        9,
+    );
+    len_err(
+        conv2d_relu_pool_backward(
+            &g,
+            &pg,
+            &x,
+            &w,
+            &po,
+            &pd,
+            &args,
+            None,
+            &mut dw,
+            &mut db,
+            &mut s[..short],
+        ),
+        "conv backward scratch",
+        need,
+        short,
+    );
+    let mut bad = args.clone();
+    bad[11] = 25; // the planes are 5x5
+    err(
+        conv2d_relu_pool_backward(&g, &pg, &x, &w, &po, &pd, &bad, Some(&mut dx), &mut dw, &mut db, &mut s),
+        |e| matches!(e, Error::Shape(_)),
+        &["argmax 25", "5x5 plane"],
+    );
+    conv2d_relu_pool_backward(
+        &g,
+        &pg,
+        &x,
+        &w,
+        &po,
+        &pd,
+        &args,
+        Some(&mut dx),
+        &mut dw,
+        &mut db,
+        &mut s,
+    )
+    .unwrap();
+    // Each of the 2 images' 4 windows per filter passes its 1 to one pixel.
+    assert_eq!(db, [8.0; 4]);
 }
 
 /// Batch 2, 3 channels, 5x5, 2x2 pool, stride 2: x 150, out/argmax 2*3*2*2 = 24.

@@ -5,6 +5,8 @@
 //!   per-channel bias and ReLU are monotone, so they commute with max exactly under
 //!   rounding), gradients within 1e-12 relative (f64; only the summation order of the
 //!   convolution backward is shared, the routing is identical away from ties).
+//! - The fused backward kernel (`conv2d_relu_pool_backward`) equals its unfused parts bit
+//!   for bit on any pooling.
 //! - `ConvReLUPool`'s backward against `numerical_gradient` in f64, tolerance
 //!   `|a - n| <= 1e-6 + 1e-4*|n|`, with kinks and ties kept away by construction: cases
 //!   whose pooled pre-activations lie within 1e-2 of 0, or whose windows' two largest
@@ -12,7 +14,11 @@
 //!   1e-4 * max(|x|, |W|) <= 1e-4).
 
 use proptest::prelude::*;
-use scratchnet::kernels::Epilogue;
+use scratchnet::kernels::{
+    ConvGeometry, Epilogue, PoolGeometry, conv2d_backward, conv2d_backward_scratch_len, conv2d_relu_pool_backward,
+    conv2d_relu_pool_forward, conv2d_relu_pool_forward_scratch_len, conv2d_routed_backward_scratch_len,
+    maxpool_backward, relu_backward,
+};
 use scratchnet::layers::{ConvReLUPool, Convolution, Layer, MaxPooling, Mode, ReLU, Shape};
 use scratchnet::numerical_gradient;
 
@@ -222,6 +228,37 @@ proptest! {
         close(&dxf, &dx, 1e-12, 1e-12)?;
         close(fl.grads()[0].1, &dw, 1e-12, 1e-12)?;
         close(fl.grads()[1].1, &db, 1e-12, 1e-12)?;
+    }
+
+    /// The fused backward kernel, which routes the pooled gradient inside the
+    /// convolution's chunks, equals relu_backward -> maxpool_backward -> conv2d_backward
+    /// bit for bit, on any pooling (overlapping windows, padding) and with a NaN output.
+    #[test]
+    fn conv_relu_pool_backward_kernel_equals_its_parts(cs in case()) {
+        let g = ConvGeometry::new([cs.n, cs.c, cs.h, cs.w], cs.f, [cs.k, cs.k], cs.s, cs.p).unwrap();
+        let pg = PoolGeometry::new(g.output_shape(), [cs.pk, cs.pk], cs.ps, cs.pp).unwrap();
+        let (mut out, mut args) = (vec![0.0; pg.output_len()], vec![0u32; pg.output_len()]);
+        let mut scratch = vec![0.0; conv2d_relu_pool_forward_scratch_len::<f64>(&g)];
+        conv2d_relu_pool_forward(&g, &pg, &cs.x, &cs.wt, &cs.b, &mut out, &mut args, &mut scratch).unwrap();
+        out[0] = f64::NAN;
+        let mut da = vec![0.0; out.len()];
+        relu_backward(&out, &cs.r, &mut da).unwrap();
+        let mut dz = vec![0.0; g.output_len()];
+        maxpool_backward(&pg, &da, &args, &mut dz).unwrap();
+        let n = (cs.x.len(), cs.wt.len(), cs.f);
+        let (mut dx, mut dw, mut db) = (vec![0.0; n.0], vec![0.0; n.1], vec![0.0; n.2]);
+        let mut scratch = vec![0.0; conv2d_backward_scratch_len::<f64>(&g)];
+        conv2d_backward(&g, &cs.x, &cs.wt, &dz, Some(&mut dx), &mut dw, &mut db, &mut scratch).unwrap();
+        let (mut rdx, mut rdw, mut rdb) = (vec![f64::NAN; n.0], vec![f64::NAN; n.1], vec![f64::NAN; n.2]);
+        let mut scratch = vec![f64::NAN; conv2d_routed_backward_scratch_len::<f64>(&g)];
+        conv2d_relu_pool_backward(
+            &g, &pg, &cs.x, &cs.wt, &out, &cs.r, &args, Some(&mut rdx), &mut rdw, &mut rdb, &mut scratch,
+        )
+        .unwrap();
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        prop_assert_eq!(bits(&rdx), bits(&dx));
+        prop_assert_eq!(bits(&rdw), bits(&dw));
+        prop_assert_eq!(bits(&rdb), bits(&db));
     }
 
     /// ConvReLUPool backward (dx, dW, db) against numerical_gradient, f64,
