@@ -2,11 +2,11 @@
 //! the optimizer's state and string metadata (model, epoch, optimizer, ...), written
 //! atomically (a temporary file in the same directory, then a rename).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
 
@@ -17,6 +17,21 @@ pub struct Checkpoint {
     pub meta: BTreeMap<String, String>,
     /// Tensors by name: shape and row-major values.
     pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+/// Appends `text` as a JSON string: quoted, `"` and `\` escaped, control characters as
+/// `\u00XX`.
+fn push_json_str(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 fn data_err(path: &Path, message: impl Into<String>) -> Error {
@@ -54,29 +69,83 @@ impl Checkpoint {
             .ok_or_else(|| Error::State(format!("checkpoint has no {key:?} metadata")))
     }
 
-    /// Serializes to safetensors bytes.
+    /// Serializes to safetensors bytes: the header lists the metadata (if any) and then
+    /// the tensors, each in name order, and the tensors' data follow in that order, so the
+    /// same checkpoint always gives the same bytes. The header is padded with spaces to a
+    /// multiple of 8 bytes.
     ///
     /// # Errors
-    /// [`Error::Data`] when a tensor's shape disagrees with its length.
+    /// [`Error::Shape`] when a tensor's shape disagrees with its length, or a tensor is
+    /// named `__metadata__` (the header's key for the metadata).
+    ///
+    /// # Example
+    /// ```
+    /// use scratchnet::checkpoint::Checkpoint;
+    /// let mut ck = Checkpoint::default();
+    /// ck.meta.insert("model".into(), "deep-conv".into());
+    /// ck.meta.insert("epoch".into(), "3".into());
+    /// ck.insert("b1", vec![2], vec![0.5, -1.0]);
+    /// let bytes = ck.to_bytes().unwrap();
+    /// let header = br#"{"__metadata__":{"epoch":"3","model":"deep-conv"},"b1":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+    /// assert_eq!(&bytes[8..8 + header.len()], header);
+    /// assert_eq!(bytes, ck.to_bytes().unwrap());
+    /// let back = Checkpoint::from_bytes(&bytes, std::path::Path::new("mem")).unwrap();
+    /// assert_eq!(back, ck);
+    /// ```
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
-            .tensors
-            .iter()
-            .map(|(n, (s, v))| (n.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
-            .collect();
-        let views = bytes
-            .iter()
-            .map(|(n, s, b)| {
-                TensorView::new(Dtype::F32, s.clone(), b)
-                    .map(|v| (n.as_str(), v))
-                    .map_err(|e| Error::Shape(format!("checkpoint tensor {n}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        // No metadata table when there is no metadata: safetensors 0.8 sizes the header map
-        // as tensors + metadata entries, so an empty table with no tensors is written as the
-        // invalid JSON `{},"__metadata__":{}}`.
-        let meta = (!self.meta.is_empty()).then(|| self.meta.clone().into_iter().collect::<HashMap<String, String>>());
-        safetensors::serialize(views, meta).map_err(|e| Error::State(format!("serializing a checkpoint: {e}")))
+        let mut header = String::from("{");
+        if !self.meta.is_empty() {
+            header.push_str("\"__metadata__\":{");
+            for (i, (k, v)) in self.meta.iter().enumerate() {
+                if i > 0 {
+                    header.push(',');
+                }
+                push_json_str(&mut header, k);
+                header.push(':');
+                push_json_str(&mut header, v);
+            }
+            header.push('}');
+        }
+        let mut offset = 0usize;
+        for (name, (shape, values)) in &self.tensors {
+            let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if count != Some(values.len()) {
+                return Err(Error::Shape(format!(
+                    "checkpoint tensor {name}: shape {shape:?} does not hold {} values",
+                    values.len()
+                )));
+            }
+            if name == "__metadata__" {
+                return Err(Error::Shape(
+                    "a checkpoint tensor cannot be named __metadata__ (the header's metadata key)".into(),
+                ));
+            }
+            let end = offset + 4 * values.len();
+            if header.len() > 1 {
+                header.push(',');
+            }
+            push_json_str(&mut header, name);
+            header.push_str(":{\"dtype\":\"F32\",\"shape\":[");
+            for (i, d) in shape.iter().enumerate() {
+                if i > 0 {
+                    header.push(',');
+                }
+                header.push_str(&d.to_string());
+            }
+            header.push_str(&format!("],\"data_offsets\":[{offset},{end}]}}"));
+            offset = end;
+        }
+        header.push('}');
+        while header.len() % 8 != 0 {
+            header.push(' ');
+        }
+        let mut bytes = Vec::with_capacity(8 + header.len() + offset);
+        bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        for (_, values) in self.tensors.values() {
+            bytes.extend(values.iter().flat_map(|x| x.to_le_bytes()));
+        }
+        Ok(bytes)
     }
 
     /// Parses safetensors bytes (`path` names errors). Only f32 tensors are accepted; every
@@ -214,5 +283,49 @@ mod tests {
         assert_eq!(back, ck);
         let cut = Checkpoint::from_bytes(&bytes[..bytes.len() - 3], Path::new("cut.safetensors"));
         assert!(matches!(cut, Err(Error::Data { ref path, .. }) if path == "cut.safetensors"));
+    }
+
+    /// The bytes depend on the contents only (the metadata went through a `HashMap`, whose
+    /// order changes from map to map, before this writer), and names and values with
+    /// quotes, backslashes, control characters and non-ASCII text round-trip.
+    #[test]
+    fn bytes_are_deterministic_and_strings_escaped() {
+        let mut ck = Checkpoint::default();
+        for k in [
+            "model",
+            "epoch",
+            "optimizer",
+            "seed",
+            "classes",
+            "input_dim",
+            "lr_schedule",
+            "optimizer_step",
+        ] {
+            ck.meta.insert(k.into(), format!("{k}-value"));
+        }
+        ck.meta
+            .insert("quote\"back\\slash".into(), "line\nbreak\ttab \u{1} é".into());
+        ck.insert("a/\"b\"", vec![1, 2], vec![1.0, 2.0]);
+        ck.insert("z", vec![0, 3], vec![]);
+        let first = ck.to_bytes().unwrap();
+        for _ in 0..8 {
+            // A fresh map per call: the old writer's order changed between these.
+            assert_eq!(ck.clone().to_bytes().unwrap(), first);
+        }
+        let n = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+        assert_eq!(n % 8, 0);
+        let header = std::str::from_utf8(&first[8..8 + n]).unwrap();
+        assert!(
+            header.starts_with(r#"{"__metadata__":{"classes":"classes-value","epoch":"epoch-value","#),
+            "{header}"
+        );
+        assert!(
+            header.contains(r#""quote\"back\\slash":"line\u000abreak\u0009tab \u0001 é""#),
+            "{header}"
+        );
+        assert_eq!(Checkpoint::from_bytes(&first, Path::new("mem")).unwrap(), ck);
+        let mut bad = Checkpoint::default();
+        bad.insert("__metadata__", vec![1], vec![0.0]);
+        assert!(matches!(bad.to_bytes(), Err(Error::Shape(_))));
     }
 }
