@@ -24,6 +24,9 @@ use super::plot::{EpochRow, read_metrics, write_metrics, write_plot};
 use super::{LrSchedule, TrainArgs};
 
 pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
+    if a.epochs == 0 {
+        return Err(err("--epochs must be at least 1"));
+    }
     if a.batch == 0 {
         return Err(err("--batch must be at least 1"));
     }
@@ -120,6 +123,15 @@ pub fn run(a: TrainArgs) -> Result<ExitCode, CliError> {
             ck_path.display()
         );
         resumed = Some(ck);
+    }
+    if first_epoch > a.epochs {
+        println!(
+            "nothing to train: {} already holds {} epochs and --epochs is {}; nothing was written",
+            ck_path.display(),
+            first_epoch - 1,
+            a.epochs
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     let mut ema = a.ema.map(|d| Ema::new(d, &net, resumed.as_ref())).transpose()?;
     drop(resumed);

@@ -376,13 +376,21 @@ fn resume_continues() {
     assert_eq!(step(&after_one), 3);
     assert_eq!(step(&ck), 6);
 
-    // Asking for no more epochs than are done trains nothing and keeps the checkpoint.
+    // Asking for no more epochs than are done trains nothing, says so and touches
+    // nothing.
     let before = snapshot(&out);
-    ok(&resume(&out, "simple-conv", "adam", "2"));
-    assert_eq!(
-        snapshot(&out)["checkpoint.safetensors"],
-        before["checkpoint.safetensors"]
+    let stdout = ok(&resume(&out, "simple-conv", "adam", "2"));
+    assert!(stdout.contains("nothing to train"), "{stdout}");
+    assert!(stdout.contains("already holds 2 epochs and --epochs is 2"), "{stdout}");
+    assert!(!stdout.contains("done:"), "{stdout}");
+    assert_unchanged(&out, &before);
+    // --epochs 0 is refused before anything is read or written.
+    let zero = data.out("zero-epochs");
+    fails(
+        &train_cmd(&d, "simple-conv", "0", &zero, &[]),
+        &["--epochs must be at least 1"],
     );
+    assert!(!zero.join("checkpoint.safetensors").exists());
 
     // Another model or optimizer: refused, naming the checkpoint, nothing touched.
     let ck_path = s(&out.join("checkpoint.safetensors"));
