@@ -288,7 +288,8 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
 
 impl Dataset {
     /// Builds a data set from `.npy` images `(N, C, H, W)` or `(N, H, W)` (u8, f32 or f64)
-    /// and labels, class indices `(N,)` or one-hot `(N, K)`.
+    /// and labels, class indices `(N,)` or one-hot `(N, K)` (each row's class is its
+    /// largest value, which must be finite and occur once in the row).
     ///
     /// Pixels: `u8` are divided by 255; floats already in `[0, 1]` are kept, floats up to
     /// 255 are divided by 255.
@@ -354,16 +355,25 @@ impl Dataset {
                 (check_count(l, m, n, labels, images)?, classes)
             }
             [m, k] if k > 0 => {
-                let l: Vec<usize> = lab
-                    .values
-                    .chunks_exact(k)
-                    .map(|row| {
-                        row.iter()
-                            .enumerate()
-                            .fold((0, f64::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
-                            .0
-                    })
-                    .collect();
+                let mut l = Vec::with_capacity(m);
+                for (r, row) in lab.values.chunks_exact(k).enumerate() {
+                    if let Some(v) = row.iter().find(|v| !v.is_finite()) {
+                        return Err(data_err(labels, format!("one-hot row {r} holds {v}")));
+                    }
+                    let (best, top) = row
+                        .iter()
+                        .enumerate()
+                        .fold((0, f64::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+                    if row.iter().filter(|&&v| v == top).count() > 1 {
+                        return Err(data_err(
+                            labels,
+                            format!(
+                                "one-hot row {r} has no single largest value (its maximum {top} occurs more than once)"
+                            ),
+                        ));
+                    }
+                    l.push(best);
+                }
                 (check_count(l, m, n, labels, images)?, k)
             }
             _ => {

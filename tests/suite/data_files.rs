@@ -635,6 +635,22 @@ fn npy_one_hot_labels() {
     assert_eq!(ds.labels, [2, 0, 3]);
     // K columns make K classes, even when the last class never occurs.
     assert_eq!(ds.classes, 5);
+    // A row without a single largest value (all zeros, or two 1s) or with a non-finite
+    // value names its row: it has no class to pick.
+    for (bad, row, needle) in [
+        ([0.0f32, 0., 0., 0., 0.], 1, "no single largest value"),
+        ([0., 1., 0., 1., 0.], 1, "no single largest value"),
+        ([0., f32::NAN, 1., 0., 0.], 1, "holds NaN"),
+        ([0., 0., f32::INFINITY, 0., 0.], 1, "holds inf"),
+    ] {
+        let mut v = onehot;
+        v[5..10].copy_from_slice(&bad);
+        let labels = d.write("bad.npy", &npy_bytes("<f4", &[3, 5], false, &f32_le(&v)));
+        let e = Dataset::from_npy(&images, &labels).unwrap_err().to_string();
+        for n in [needle, &format!("row {row}"), "bad.npy"] {
+            assert!(e.contains(n), "{e:?} lacks {n:?}");
+        }
+    }
 }
 
 #[test]
