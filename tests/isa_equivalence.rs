@@ -1223,29 +1223,9 @@ fn check_conv_within<T: Elem>(isa: Isa, g: &ConvGeometry, seed: u64, ulps: Optio
     out[mid] = nan;
     let mut dz = vec![nan; out.len()];
     relu_backward(&out, &dt, &mut dz).map_err(|e| e.to_string())?;
-    let (mut dx, mut dw, mut db) = (vec![nan; x.len()], vec![nan; w.len()], vec![nan; b.len()]);
-    conv2d_backward(g, &xt, &wt, &dz, Some(&mut dx), &mut dw, &mut db, &mut scratch).map_err(|e| e.to_string())?;
-    let mut rscratch = vec![nan; conv2d_routed_backward_scratch_len::<T>(g)];
-    let (mut rdx, mut rdw, mut rdb) = (vec![nan; x.len()], vec![nan; w.len()], vec![nan; b.len()]);
-    conv2d_relu_backward(
-        g,
-        &xt,
-        &wt,
-        &out,
-        &dt,
-        Some(&mut rdx),
-        &mut rdw,
-        &mut rdb,
-        &mut rscratch,
-    )
-    .map_err(|e| e.to_string())?;
-    for (part, got, want) in [("dx", &rdx, &dx), ("dW", &rdw, &dw), ("db", &rdb, &db)] {
-        check_exact(&format!("{isa:?} conv-relu backward {part} {g:?}"), got, want)?;
-    }
-    // Without dx (the first layer's case): the same weight and bias gradients.
-    conv2d_relu_backward(g, &xt, &wt, &out, &dt, None, &mut rdw, &mut rdb, &mut rscratch).map_err(|e| e.to_string())?;
-    check_exact(&format!("{isa:?} conv-relu backward dW, no dx {g:?}"), &rdw, &dw)?;
-    check_exact(&format!("{isa:?} conv-relu backward db, no dx {g:?}"), &rdb, &db)?;
+    routed_equals_unfused(isa, g, &xt, &wt, &dz, "conv-relu", |dx, dw, db, scratch| {
+        conv2d_relu_backward(g, &xt, &wt, &out, &dt, dx, dw, db, scratch)
+    })?;
 
     let [n, c, h, wd] = g.output_shape();
     if h >= 2 && wd >= 2 {
@@ -1308,30 +1288,39 @@ fn check_conv_within<T: Elem>(isa: Isa, g: &ConvGeometry, seed: u64, ulps: Optio
         relu_backward(&out, &dp, &mut da).map_err(|e| e.to_string())?;
         let mut dz = vec![nan; g.output_len()];
         maxpool_backward(&pool, &da, &arg, &mut dz).map_err(|e| e.to_string())?;
-        let (mut dx, mut dw, mut db) = (vec![nan; x.len()], vec![nan; w.len()], vec![nan; b.len()]);
-        let mut scratch = vec![nan; conv2d_backward_scratch_len::<T>(g)];
-        conv2d_backward(g, &xt, &wt, &dz, Some(&mut dx), &mut dw, &mut db, &mut scratch).map_err(|e| e.to_string())?;
-        let mut rscratch = vec![nan; conv2d_routed_backward_scratch_len::<T>(g)];
-        let (mut rdx, mut rdw, mut rdb) = (vec![nan; x.len()], vec![nan; w.len()], vec![nan; b.len()]);
-        conv2d_relu_pool_backward(
-            g,
-            &pool,
-            &xt,
-            &wt,
-            &out,
-            &dp,
-            &arg,
-            Some(&mut rdx),
-            &mut rdw,
-            &mut rdb,
-            &mut rscratch,
-        )
-        .map_err(|e| e.to_string())?;
-        for (part, got, want) in [("dx", &rdx, &dx), ("dW", &rdw, &dw), ("db", &rdb, &db)] {
-            check_exact(&format!("{isa:?} conv-relu-pool backward {part} {g:?}"), got, want)?;
-        }
+        routed_equals_unfused(isa, g, &xt, &wt, &dz, "conv-relu-pool", |dx, dw, db, scratch| {
+            conv2d_relu_pool_backward(g, &pool, &xt, &wt, &out, &dp, &arg, dx, dw, db, scratch)
+        })?;
     }
     Ok(())
+}
+
+/// A routed backward (`routed(dx, dW, db, scratch)`, which builds the convolution's output
+/// gradient inside its chunks) against `conv2d_backward` of that gradient `dz` computed
+/// whole, bit for bit; with `dx` and without it (the first layer's case).
+fn routed_equals_unfused<T: Elem>(
+    isa: Isa,
+    g: &ConvGeometry,
+    x: &[T],
+    w: &[T],
+    dz: &[T],
+    what: &str,
+    routed: impl Fn(Option<&mut [T]>, &mut [T], &mut [T], &mut [T]) -> scratchnet::Result<()>,
+) -> Result<(), String> {
+    let nan = T::from_f64(f64::NAN);
+    let (mut dx, mut dw, mut db) = (vec![nan; x.len()], vec![nan; w.len()], vec![nan; g.filters]);
+    let mut scratch = vec![nan; conv2d_backward_scratch_len::<T>(g)];
+    conv2d_backward(g, x, w, dz, Some(&mut dx), &mut dw, &mut db, &mut scratch).map_err(|e| e.to_string())?;
+    let mut rscratch = vec![nan; conv2d_routed_backward_scratch_len::<T>(g)];
+    let (mut rdx, mut rdw, mut rdb) = (vec![nan; x.len()], vec![nan; w.len()], vec![nan; g.filters]);
+    routed(Some(&mut rdx), &mut rdw, &mut rdb, &mut rscratch).map_err(|e| e.to_string())?;
+    for (part, got, want) in [("dx", &rdx, &dx), ("dW", &rdw, &dw), ("db", &rdb, &db)] {
+        check_exact(&format!("{isa:?} {what} backward {part} {g:?}"), got, want)?;
+    }
+    let (mut rdw, mut rdb) = (vec![nan; w.len()], vec![nan; g.filters]);
+    routed(None, &mut rdw, &mut rdb, &mut rscratch).map_err(|e| e.to_string())?;
+    check_exact(&format!("{isa:?} {what} backward dW, no dx {g:?}"), &rdw, &dw)?;
+    check_exact(&format!("{isa:?} {what} backward db, no dx {g:?}"), &rdb, &db)
 }
 
 /// The direct convolution (stride 1, `C*FH*FW < FN`): DeepConvNet's conv1 and
