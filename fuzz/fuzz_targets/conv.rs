@@ -1,5 +1,5 @@
-//! Convolution forward (plain, ReLU epilogue, fused conv-ReLU-pool) and backward, f32 and
-//! f64, on a forced ISA.
+//! Convolution forward (plain, ReLU epilogue, fused conv-ReLU-pool) and backward (plain,
+//! and routed through the ReLU or the ReLU and pooling), f32 and f64, on a forced ISA.
 //!
 //! 1. Validation: the raw 64-bit fields go to `ConvGeometry::new` unreduced; it must return
 //!    (an error, or a geometry whose every derived count and scratch size is computable).
@@ -18,7 +18,8 @@ use scratchnet::Float;
 use scratchnet::kernels::reference::{conv2d_backward_naive, conv2d_forward_naive, maxpool_forward_naive};
 use scratchnet::kernels::{
     ConvGeometry, Epilogue, PoolGeometry, conv2d_backward, conv2d_backward_scratch_len, conv2d_forward,
-    conv2d_forward_scratch_len, conv2d_relu_pool_forward, conv2d_relu_pool_forward_scratch_len,
+    conv2d_forward_scratch_len, conv2d_relu_backward, conv2d_relu_pool_backward, conv2d_relu_pool_forward,
+    conv2d_relu_pool_forward_scratch_len, conv2d_routed_backward_scratch_len,
 };
 use scratchnet_fuzz::format::Reader;
 use scratchnet_fuzz::{Rng, assert_all, force_isa, num_eq, small};
@@ -48,6 +49,8 @@ fn validate(f: &[u64; 12]) {
             conv2d_backward_scratch_len::<f64>(&g),
             conv2d_relu_pool_forward_scratch_len::<f32>(&g),
             conv2d_relu_pool_forward_scratch_len::<f64>(&g),
+            conv2d_routed_backward_scratch_len::<f32>(&g),
+            conv2d_routed_backward_scratch_len::<f64>(&g),
         ));
         let _ = g.with_batch(u(9));
         let [n, fnum, oh, ow] = g.output_shape();
@@ -97,6 +100,19 @@ fn run<T: Float>(g: &ConvGeometry, pool: Option<&PoolGeometry>, flags: u8, seed:
         assert_all("conv backward dx", g, &dx, &rdx, num_eq);
     }
 
+    // Backward through the ReLU epilogue, routed inside the chunks: the naive backward of
+    // dout masked by the output's sign.
+    if relu {
+        let dz: Vec<T> = out
+            .iter()
+            .zip(&dout)
+            .map(|(&o, &d)| if o > T::ZERO { d } else { T::ZERO })
+            .collect();
+        check_routed(g, &x, &w, &dz, want_dx, "conv-relu backward", |dx, dw, db, s| {
+            conv2d_relu_backward(g, &x, &w, &out, &dout, dx, dw, db, s)
+        });
+    }
+
     // Fused conv -> ReLU -> max-pool: pool the bias-free convolution, add the bias, ReLU.
     if let Some(pool) = pool {
         let zero_b = vec![T::ZERO; g.filters];
@@ -117,6 +133,44 @@ fn run<T: Float>(g: &ConvGeometry, pool: Option<&PoolGeometry>, flags: u8, seed:
         let ctx = (g, pool);
         assert_all("fused conv-relu-pool", &ctx, &out, &want, num_eq);
         assert_all("fused conv-relu-pool argmax", &ctx, &arg, &want_arg, |a, b| a == b);
+
+        // Its backward, routed inside the chunks: the naive backward of the pooled
+        // gradient, masked by the pooled output's sign, scattered to the arg-max.
+        let dp = rng.ints::<T>(pool.output_len());
+        let mut dz = vec![T::ZERO; g.output_len()];
+        let plane = pool.window.height * pool.window.width;
+        for (i, ((&o, &d), &a)) in want.iter().zip(&dp).zip(&want_arg).enumerate() {
+            if o > T::ZERO {
+                dz[i / oplane * plane + a as usize] += d;
+            }
+        }
+        check_routed(g, &x, &w, &dz, want_dx, "conv-relu-pool backward", |dx, dw, db, s| {
+            conv2d_relu_pool_backward(g, pool, &x, &w, &out, &dp, &arg, dx, dw, db, s)
+        });
+    }
+}
+
+/// A routed backward (`routed(dx, dW, db, scratch)`) against the naive backward of the
+/// convolution gradient `dz` it should build.
+fn check_routed<T: Float>(
+    g: &ConvGeometry,
+    x: &[T],
+    w: &[T],
+    dz: &[T],
+    want_dx: bool,
+    what: &str,
+    routed: impl FnOnce(Option<&mut [T]>, &mut [T], &mut [T], &mut [T]) -> scratchnet::Result<()>,
+) {
+    let (mut rdx, mut rdw, mut rdb) = (vec![T::ZERO; x.len()], vec![T::ZERO; w.len()], vec![T::ZERO; g.filters]);
+    conv2d_backward_naive(g, x, w, dz, &mut rdx, &mut rdw, &mut rdb).expect("valid geometry");
+    let (mut dx, mut dw, mut db) = (nan::<T>(x.len()), nan::<T>(w.len()), nan::<T>(g.filters));
+    let mut scratch = nan::<T>(conv2d_routed_backward_scratch_len::<T>(g));
+    let dx_arg = if want_dx { Some(&mut dx[..]) } else { None };
+    routed(dx_arg, &mut dw, &mut db, &mut scratch).expect("valid geometries and arg-max");
+    assert_all(&format!("{what} dW"), g, &dw, &rdw, num_eq);
+    assert_all(&format!("{what} db"), g, &db, &rdb, num_eq);
+    if want_dx {
+        assert_all(&format!("{what} dx"), g, &dx, &rdx, num_eq);
     }
 }
 
