@@ -87,18 +87,11 @@ fn run<T: Float>(g: &ConvGeometry, pool: Option<&PoolGeometry>, flags: u8, seed:
     assert_all("conv forward", g, &out, &want, num_eq);
 
     // Backward.
-    let (mut rdx, mut rdw, mut rdb) = (vec![T::ZERO; x.len()], vec![T::ZERO; w.len()], vec![T::ZERO; b.len()]);
-    conv2d_backward_naive(g, &x, &w, &dout, &mut rdx, &mut rdw, &mut rdb).expect("valid geometry");
-    let (mut dx, mut dw, mut db) = (nan::<T>(x.len()), nan::<T>(w.len()), nan::<T>(b.len()));
-    let mut scratch = nan::<T>(conv2d_backward_scratch_len::<T>(g));
     let want_dx = flags & 4 == 0;
-    let dx_arg = if want_dx { Some(&mut dx[..]) } else { None };
-    conv2d_backward(g, &x, &w, &dout, dx_arg, &mut dw, &mut db, &mut scratch).expect("valid geometry");
-    assert_all("conv backward dW", g, &dw, &rdw, num_eq);
-    assert_all("conv backward db", g, &db, &rdb, num_eq);
-    if want_dx {
-        assert_all("conv backward dx", g, &dx, &rdx, num_eq);
-    }
+    let plain = conv2d_backward_scratch_len::<T>(g);
+    check_backward(g, &x, &w, &dout, want_dx, "conv backward", plain, |dx, dw, db, s| {
+        conv2d_backward(g, &x, &w, &dout, dx, dw, db, s)
+    });
 
     // Backward through the ReLU epilogue, routed inside the chunks: the naive backward of
     // dout masked by the output's sign.
@@ -108,9 +101,17 @@ fn run<T: Float>(g: &ConvGeometry, pool: Option<&PoolGeometry>, flags: u8, seed:
             .zip(&dout)
             .map(|(&o, &d)| if o > T::ZERO { d } else { T::ZERO })
             .collect();
-        check_routed(g, &x, &w, &dz, want_dx, "conv-relu backward", |dx, dw, db, s| {
-            conv2d_relu_backward(g, &x, &w, &out, &dout, dx, dw, db, s)
-        });
+        let routed = conv2d_routed_backward_scratch_len::<T>(g);
+        check_backward(
+            g,
+            &x,
+            &w,
+            &dz,
+            want_dx,
+            "conv-relu backward",
+            routed,
+            |dx, dw, db, s| conv2d_relu_backward(g, &x, &w, &out, &dout, dx, dw, db, s),
+        );
     }
 
     // Fused conv -> ReLU -> max-pool: pool the bias-free convolution, add the bias, ReLU.
@@ -144,29 +145,40 @@ fn run<T: Float>(g: &ConvGeometry, pool: Option<&PoolGeometry>, flags: u8, seed:
                 dz[i / oplane * plane + a as usize] += d;
             }
         }
-        check_routed(g, &x, &w, &dz, want_dx, "conv-relu-pool backward", |dx, dw, db, s| {
-            conv2d_relu_pool_backward(g, pool, &x, &w, &out, &dp, &arg, dx, dw, db, s)
-        });
+        let routed = conv2d_routed_backward_scratch_len::<T>(g);
+        check_backward(
+            g,
+            &x,
+            &w,
+            &dz,
+            want_dx,
+            "conv-relu-pool backward",
+            routed,
+            |dx, dw, db, s| conv2d_relu_pool_backward(g, pool, &x, &w, &out, &dp, &arg, dx, dw, db, s),
+        );
     }
 }
 
-/// A routed backward (`routed(dx, dW, db, scratch)`) against the naive backward of the
-/// convolution gradient `dz` it should build.
-fn check_routed<T: Float>(
+/// A backward (`backward(dx, dW, db, scratch)`, with `scratch_len` elements of NaN
+/// scratch) against the naive backward of the convolution gradient `dz` it takes or, for
+/// the routed kernels, builds.
+#[allow(clippy::too_many_arguments)]
+fn check_backward<T: Float>(
     g: &ConvGeometry,
     x: &[T],
     w: &[T],
     dz: &[T],
     want_dx: bool,
     what: &str,
-    routed: impl FnOnce(Option<&mut [T]>, &mut [T], &mut [T], &mut [T]) -> scratchnet::Result<()>,
+    scratch_len: usize,
+    backward: impl FnOnce(Option<&mut [T]>, &mut [T], &mut [T], &mut [T]) -> scratchnet::Result<()>,
 ) {
     let (mut rdx, mut rdw, mut rdb) = (vec![T::ZERO; x.len()], vec![T::ZERO; w.len()], vec![T::ZERO; g.filters]);
     conv2d_backward_naive(g, x, w, dz, &mut rdx, &mut rdw, &mut rdb).expect("valid geometry");
     let (mut dx, mut dw, mut db) = (nan::<T>(x.len()), nan::<T>(w.len()), nan::<T>(g.filters));
-    let mut scratch = nan::<T>(conv2d_routed_backward_scratch_len::<T>(g));
+    let mut scratch = nan::<T>(scratch_len);
     let dx_arg = if want_dx { Some(&mut dx[..]) } else { None };
-    routed(dx_arg, &mut dw, &mut db, &mut scratch).expect("valid geometries and arg-max");
+    backward(dx_arg, &mut dw, &mut db, &mut scratch).expect("valid geometries and arg-max");
     assert_all(&format!("{what} dW"), g, &dw, &rdw, num_eq);
     assert_all(&format!("{what} db"), g, &db, &rdb, num_eq);
     if want_dx {
